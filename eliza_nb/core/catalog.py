@@ -1,0 +1,188 @@
+"""The provider catalog: built-in table (catalog.toml) + user config + environment.
+
+Adding an OpenAI-compatible provider is a table in ``$ELIZA_NB_HOME/config.toml``::
+
+    [providers.mylab]
+    protocol = "openai"
+    endpoint = "http://10.0.0.5:8000/v1"
+    key_env = ["MYLAB_KEY"]
+    models = { small = "qwen2.5-7b" }
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import ConfigError
+from .home import deep_merge, tomllib
+from .types import ModelClass, ModelSettings
+
+PROTOCOLS = ("openai", "anthropic", "claude_vertex", "google", "llama_local")
+
+
+def parse_model_class(value: str | ModelClass) -> ModelClass:
+    """``"small"`` -> ModelClass.SMALL, or a one-line error listing the classes."""
+    if isinstance(value, ModelClass):
+        return value
+    try:
+        return ModelClass(str(value).strip().lower())
+    except ValueError:
+        valid = ", ".join(c.value for c in ModelClass)
+        raise ConfigError(f"unknown model class {value!r}; choose one of: {valid}") from None
+
+
+@dataclass(frozen=True)
+class ProviderEntry:
+    """One provider's row of the catalog."""
+
+    id: str
+    protocol: str
+    endpoint: str
+    key_env: tuple[str, ...]
+    models: Mapping[ModelClass, str]
+    settings: ModelSettings
+    embedding_dims: int | None = None
+    prices: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    rate_limit: Mapping[str, float] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def needs_key(self) -> bool:
+        return bool(self.key_env)
+
+    def model_for(self, model_class: ModelClass, catalog: Catalog | None = None) -> str:
+        """The model id for a class, or a one-line error naming providers that offer it."""
+        model = self.models.get(model_class)
+        if model:
+            return model
+        others = ""
+        if catalog is not None:
+            offering = catalog.providers_with(model_class)
+            others = f"; providers with one: {', '.join(offering)}" if offering else ""
+        raise ConfigError(f"{self.id} has no {model_class.value} model{others}")
+
+    def price(self, model: str) -> tuple[float, float]:
+        """(input, output) USD per 1M tokens; NaN when the price is unknown."""
+        row = self.prices.get(model)
+        if not row:
+            return (math.nan, math.nan)
+        return (float(row.get("input", math.nan)), float(row.get("output", math.nan)))
+
+
+def _entry_from_table(pid: str, table: Mapping[str, Any], env: Mapping[str, str]) -> ProviderEntry:
+    protocol = table.get("protocol", "openai")
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"provider {pid}: unknown protocol {protocol!r}; choose one of: {', '.join(PROTOCOLS)}")
+    if protocol != "llama_local" and not table.get("endpoint"):
+        raise ConfigError(f"provider {pid}: needs an endpoint (base URL)")
+    models: dict[ModelClass, str] = {}
+    for cls_name, model in (table.get("models") or {}).items():
+        if model:
+            models[parse_model_class(cls_name)] = str(model)
+    # SMALL_OPENAI_MODEL-style overrides, one per class.
+    for cls in ModelClass:
+        override = env.get(f"{cls.value.upper()}_{pid.upper()}_MODEL")
+        if override:
+            models[cls] = override
+    key_env = table.get("key_env") or []
+    if isinstance(key_env, str):
+        key_env = [key_env]
+    try:
+        settings = ModelSettings.from_mapping(table.get("settings"))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"provider {pid}: {exc}") from None
+    known = {"protocol", "endpoint", "key_env", "models", "settings", "embedding_dims", "prices", "rate_limit"}
+    return ProviderEntry(
+        id=pid,
+        protocol=protocol,
+        endpoint=str(table.get("endpoint") or ""),
+        key_env=tuple(key_env),
+        models=models,
+        settings=settings,
+        embedding_dims=table.get("embedding_dims"),
+        prices=dict(table.get("prices") or {}),
+        rate_limit=dict(table.get("rate_limit") or {}),
+        extra={k: v for k, v in table.items() if k not in known},
+    )
+
+
+def builtin_table() -> dict[str, Any]:
+    """The shipped catalog.toml as a dict."""
+    text = resources.files("eliza_nb.core").joinpath("catalog.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+class Catalog:
+    """All providers known to this session, built once per config load."""
+
+    def __init__(self, providers: Mapping[str, ProviderEntry]) -> None:
+        self._providers = dict(providers)
+
+    @classmethod
+    def load(cls, user_config: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Catalog:
+        env = os.environ if env is None else env
+        table = builtin_table().get("providers", {})
+        user = (user_config or {}).get("providers", {})
+        merged = deep_merge(table, dict(user))
+        return cls({pid: _entry_from_table(pid, t, env) for pid, t in merged.items()})
+
+    def __contains__(self, pid: object) -> bool:
+        return str(pid) in self._providers
+
+    def __iter__(self):
+        return iter(self._providers.values())
+
+    def ids(self) -> list[str]:
+        return list(self._providers)
+
+    def get(self, provider: str) -> ProviderEntry:
+        """The entry for a provider id, or a one-line error listing the valid ids."""
+        pid = str(provider).strip().lower()
+        try:
+            return self._providers[pid]
+        except KeyError:
+            raise ConfigError(f"unknown provider {provider!r}; choose one of: {', '.join(self._providers)}") from None
+
+    def providers_with(self, model_class: ModelClass) -> list[str]:
+        return [p.id for p in self._providers.values() if p.models.get(model_class)]
+
+
+def find_key(entry: ProviderEntry, env: Mapping[str, str] | None = None, dotenv_dir: Path | None = None) -> tuple[str | None, str | None]:
+    """(key, variable name) for a provider from the environment, then ``./.env``.
+
+    Returns (None, None) when no variable is set. The key itself must never be
+    logged or shown; callers pass it straight into an auth header.
+    """
+    env = os.environ if env is None else env
+    for var in entry.key_env:
+        if env.get(var):
+            return env[var], var
+    dotenv = _dotenv_values(dotenv_dir or Path.cwd())
+    for var in entry.key_env:
+        if dotenv.get(var):
+            return dotenv[var], var
+    return None, None
+
+
+_DOTENV_CACHE: dict[Path, tuple[float, dict[str, str]]] = {}
+
+
+def _dotenv_values(directory: Path) -> dict[str, str]:
+    path = directory / ".env"
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        return {}
+    cached = _DOTENV_CACHE.get(path)
+    if cached and cached[0] == mtime:
+        return cached[1]
+    from dotenv import dotenv_values  # lazy: only when a .env exists
+
+    values = {k: v for k, v in dotenv_values(path).items() if v}
+    _DOTENV_CACHE[path] = (mtime, values)
+    return values

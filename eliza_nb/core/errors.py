@@ -1,0 +1,101 @@
+"""Typed errors. Every message is one line a notebook user can act on, and never holds a key.
+
+The runtime classifies provider failures into these classes and decides per class
+whether to retry, truncate, fail over or stop (DESIGN.md §2).
+"""
+
+from __future__ import annotations
+
+
+class ElizaError(Exception):
+    """Base class: a one-line, user-facing problem."""
+
+    #: whether the runtime may try the next target in a failover chain
+    failover: bool = True
+    #: whether the same target may be retried after a backoff
+    retryable: bool = False
+
+    def __init__(self, message: str, *, provider: str | None = None) -> None:
+        self.provider = provider
+        self.attempts: list = []  # filled by the runtime: every target tried, in order
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        msg = super().__str__()
+        if self.provider and not msg.startswith("["):
+            msg = f"[{self.provider}] {msg}"
+        if len(self.attempts) > 1:
+            msg += " (tried " + ", ".join(f"{a.target}: {a.outcome}" for a in self.attempts) + ")"
+        return msg
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython shows these lines instead of a traceback wall: one line, the class and message.
+        return [f"{type(self).__name__}: {self}"]
+
+
+class ConfigError(ElizaError, ValueError):
+    """Bad input from the user: unknown provider, class, preset or setting."""
+
+    failover = False
+
+
+class ModelPackageMissing(ConfigError):
+    """A local model package is not installed; the message gives the exact install command."""
+
+
+class MissingKeyError(ElizaError):
+    """The provider's API key variable is not set."""
+
+
+class AuthError(ElizaError):
+    """401/403: the key was refused. Never retried."""
+
+
+class NotFoundError(ElizaError):
+    """404 or "model not found/not available": fail over at once."""
+
+
+class RateLimitedError(ElizaError):
+    """429: retried after Retry-After or a backoff."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, provider: str | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message, provider=provider)
+        self.retry_after = retry_after
+
+
+class ContextTooLongError(ElizaError):
+    """The prompt does not fit the model's window: truncate once and retry."""
+
+
+class TransientError(ElizaError):
+    """5xx, timeout, connection error: retried with backoff, then fail over."""
+
+    retryable = True
+
+
+class BadResponseError(ElizaError):
+    """The provider answered with something we cannot parse."""
+
+
+class StreamInterrupted(ElizaError):
+    """A stream stopped mid-way (cut connection or the user's stop button); partial text kept."""
+
+    failover = False
+
+    def __init__(self, message: str, *, provider: str | None = None, partial: str = "") -> None:
+        super().__init__(message, provider=provider)
+        self.partial = partial
+
+
+class EmbeddingDimensionError(ElizaError, ValueError):
+    """A vector whose length is not the model's dimension; never stored."""
+
+    failover = False
+
+
+class BudgetExceeded(ElizaError):
+    """The configured spending cap refuses further paid calls."""
+
+    failover = False

@@ -1,0 +1,71 @@
+"""``{var}`` interpolation of notebook variables into prompts, done exactly once.
+
+Uses :class:`string.Formatter` field parsing, so ``{name}``, ``{obj.attr}``,
+``{items[0]}``, ``{x!r}`` and ``{x:.2f}`` work and ``{{`` / ``}}`` are literal braces.
+Nothing is evaluated: ``{__import__('os')}`` is looked up as a *name* (and not found),
+and dunder attributes are refused, so a prompt can never run code.
+"""
+
+from __future__ import annotations
+
+import string
+from typing import Any, Mapping
+
+
+class InterpolationError(ValueError):
+    """One-line problem with a prompt template."""
+
+
+class _NamespaceFormatter(string.Formatter):
+    def __init__(self, namespace: Mapping[str, Any]) -> None:
+        self.namespace = namespace
+
+    def get_field(self, field_name: str, args: Any, kwargs: Any) -> Any:
+        first, rest = _split_field(field_name)
+        if first.isdigit():
+            raise InterpolationError("empty or numbered {} fields are not interpolated: name a variable, or write {{ }} for literal braces")
+        if first.startswith("__"):
+            raise InterpolationError(f"{{{field_name}}}: names starting with __ are not interpolated")
+        if first not in self.namespace:
+            raise InterpolationError(
+                f"{{{field_name}}}: no variable {first!r} in the notebook; define it, write {{{{ }}}} for a literal brace, or use --no-interpolate"
+            )
+        obj = self.namespace[first]
+        for is_attr, key in rest:
+            if is_attr:
+                if str(key).startswith("_"):
+                    raise InterpolationError(f"{{{field_name}}}: private attribute {key!r} is not interpolated")
+                try:
+                    obj = getattr(obj, key)
+                except AttributeError:
+                    raise InterpolationError(f"{{{field_name}}}: {type(obj).__name__} has no attribute {key!r}") from None
+            else:
+                try:
+                    obj = obj[key]
+                except (KeyError, IndexError, TypeError) as exc:
+                    raise InterpolationError(f"{{{field_name}}}: cannot index with [{key}] ({type(exc).__name__})") from None
+        return obj, first
+
+
+def _split_field(field_name: str) -> tuple[str, list[tuple[bool, Any]]]:
+    try:
+        first, rest = string._string.formatter_field_name_split(field_name)  # type: ignore[attr-defined]
+        return str(first), list(rest)
+    except ValueError as exc:
+        raise InterpolationError(f"{{{field_name}}}: {exc}") from None
+
+
+def interpolate(template: str, namespace: Mapping[str, Any]) -> str:
+    """Fill ``{...}`` fields from ``namespace``; raise InterpolationError (one line) on any problem."""
+    formatter = _NamespaceFormatter(namespace)
+    try:
+        return formatter.vformat(template, (), {})
+    except InterpolationError:
+        raise
+    except ValueError as exc:
+        # Unbalanced braces, bad conversion or format spec.
+        raise InterpolationError(
+            f"{exc}; write {{{{ or }}}} for a literal brace, or use --no-interpolate"
+        ) from None
+    except (TypeError, IndexError, KeyError) as exc:
+        raise InterpolationError(f"cannot interpolate: {type(exc).__name__}: {exc}") from None

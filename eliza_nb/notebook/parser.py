@@ -1,0 +1,194 @@
+"""Parse ``%eliza`` / ``%%eliza`` lines into typed argument objects.
+
+The line is split shell-style (:func:`shlex.split`) so quoted values and JSON survive,
+then handed to an :mod:`argparse` parser per subcommand. Every problem becomes a
+:class:`MagicUsageError` of one line that shows the valid form; ``--help`` becomes
+:class:`HelpRequested` carrying the help text. Nothing here touches IPython.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable
+
+
+class MagicUsageError(ValueError):
+    """A malformed magic line; the message is one line and includes the valid form."""
+
+
+class HelpRequested(Exception):
+    """``--help`` was given; ``text`` is what to show."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, prog: str, description: str) -> None:
+        super().__init__(prog=prog, description=description, add_help=True, allow_abbrev=False, exit_on_error=False)
+
+    def error(self, message: str):  # type: ignore[override]
+        raise MagicUsageError(f"{message}; usage: {' '.join(self.format_usage().split())[7:]}")
+
+    def print_help(self, file: Any = None) -> None:
+        raise HelpRequested(self.format_help())
+
+    def exit(self, status: int = 0, message: str | None = None):  # type: ignore[override]
+        raise MagicUsageError((message or "invalid arguments").strip())
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {value}")
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def _identifier(text: str) -> str:
+    if not text.isidentifier():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a valid variable name")
+    return text
+
+
+@dataclass
+class GenerateArgs:
+    """``%%eliza generate``: the prompt is the cell body."""
+
+    provider: str | None = None
+    model_class: str | None = None
+    model: str | None = None
+    preset: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    stop: list[str] | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    repetition_penalty: float | None = None
+    seed: int | None = None
+    system: str | None = None
+    format: str = "markdown"
+    output: str | None = None
+    no_cache: bool = False
+    no_stream: bool = False
+    no_interpolate: bool = False
+
+    def call_options(self) -> dict[str, Any]:
+        """Options for Runtime.generate/stream: only what the user set."""
+        names = ("provider", "model_class", "model", "preset", "temperature", "stop", "frequency_penalty",
+                 "presence_penalty", "repetition_penalty", "seed", "system")
+        opts = {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+        if self.max_tokens is not None:
+            opts["max_output_tokens"] = self.max_tokens
+        return opts
+
+
+@dataclass
+class EmbedArgs:
+    """``%eliza embed TEXT`` or ``%%eliza embed`` with one text per line."""
+
+    provider: str | None = None
+    model: str | None = None
+    output: str | None = None
+    text: list[str] = field(default_factory=list)
+
+
+@dataclass
+class NoArgs:
+    """Subcommands without options."""
+
+
+FORMATS = ("markdown", "text", "json", "code")
+
+
+def _generate_parser() -> _Parser:
+    p = _Parser("%%eliza generate", "Generate text from the prompt in the cell body; {var} interpolates notebook variables.")
+    p.add_argument("-p", "--provider", help="provider id, or provider:class / provider:model")
+    p.add_argument("-c", "--model-class", dest="model_class", choices=("small", "medium", "large"))
+    p.add_argument("-m", "--model", help="a model id (overrides the class's catalog model)")
+    p.add_argument("--preset", help="creative, balanced, precise, or a registered preset")
+    p.add_argument("-t", "--temperature", type=_number)
+    p.add_argument("--max-tokens", dest="max_tokens", type=_positive_int)
+    p.add_argument("--stop", nargs="+", metavar="S", help="one or more stop sequences")
+    p.add_argument("--frequency-penalty", dest="frequency_penalty", type=_number)
+    p.add_argument("--presence-penalty", dest="presence_penalty", type=_number)
+    p.add_argument("--repetition-penalty", dest="repetition_penalty", type=_number)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--system", help="system prompt")
+    p.add_argument("-f", "--format", choices=FORMATS, default="markdown", help="how to render the answer")
+    p.add_argument("-o", "--output", type=_identifier, metavar="VAR", help="store the Result in this variable")
+    p.add_argument("--no-cache", dest="no_cache", action="store_true")
+    p.add_argument("--no-stream", dest="no_stream", action="store_true")
+    p.add_argument("--no-interpolate", dest="no_interpolate", action="store_true")
+    return p
+
+
+def _embed_parser() -> _Parser:
+    p = _Parser("%eliza embed", "Embed TEXT (line magic) or each line of the cell (cell magic).")
+    p.add_argument("-p", "--provider")
+    p.add_argument("-m", "--model")
+    p.add_argument("-o", "--output", type=_identifier, metavar="VAR", help="store the vector/DataFrame in this variable")
+    p.add_argument("text", nargs="*", help="the text to embed (line magic)")
+    return p
+
+
+def _simple_parser(name: str, description: str) -> Callable[[], _Parser]:
+    return lambda: _Parser(f"%eliza {name}", description)
+
+
+#: subcommand -> (parser factory, args type, one-line summary)
+SUBCOMMANDS: dict[str, tuple[Callable[[], _Parser], type, str]] = {
+    "generate": (_generate_parser, GenerateArgs, "generate text from the cell body (streams)"),
+    "embed": (_embed_parser, EmbedArgs, "embed text: a vector, or a DataFrame for a cell of lines"),
+    "help": (_simple_parser("help", "List the subcommands."), NoArgs, "this list"),
+}
+
+
+def register_subcommand(name: str, parser: Callable[[], _Parser], args_type: type, summary: str) -> None:
+    """Add a subcommand (later issues plug theirs in here)."""
+    SUBCOMMANDS[name] = (parser, args_type, summary)
+
+
+def parse_line(line: str) -> tuple[str, Any]:
+    """``'generate -t 0 -o ans'`` -> ``('generate', GenerateArgs(temperature=0.0, output='ans'))``."""
+    try:
+        tokens = shlex.split(line, posix=True)
+    except ValueError as exc:  # unbalanced quote
+        raise MagicUsageError(f"cannot split the line: {exc} (check your quotes)") from None
+    if not tokens:
+        raise MagicUsageError(f"a subcommand is needed: {', '.join(SUBCOMMANDS)} (try %eliza help)")
+    name, rest = tokens[0], tokens[1:]
+    if name in ("-h", "--help"):
+        name = "help"
+    entry = SUBCOMMANDS.get(name)
+    if entry is None:
+        raise MagicUsageError(f"unknown subcommand {name!r}; choose one of: {', '.join(SUBCOMMANDS)}")
+    make_parser, args_type, _ = entry
+    try:
+        ns = make_parser().parse_args(rest)
+    except argparse.ArgumentError as exc:
+        raise MagicUsageError(str(exc)) from None
+    values = {f.name: getattr(ns, f.name) for f in fields(args_type) if hasattr(ns, f.name)}
+    return name, args_type(**values)
+
+
+def help_text() -> str:
+    width = max(len(n) for n in SUBCOMMANDS)
+    lines = ["%eliza / %%eliza subcommands (add --help to any for its options):"]
+    lines += [f"  {n.ljust(width)}  {summary}" for n, (_, _, summary) in SUBCOMMANDS.items()]
+    return "\n".join(lines)

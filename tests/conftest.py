@@ -1,0 +1,58 @@
+"""Shared fixtures. Every test runs with its own ELIZA_NB_HOME; the converted embedding
+model is made once per session and copied into homes that need it."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+@pytest.fixture(scope="session")
+def models_home(tmp_path_factory) -> Path:
+    """A home holding the converted embedding model (converted once per test session)."""
+    from eliza_nb.providers.local_models import MINILM, prepare_embedding_model
+
+    home = tmp_path_factory.mktemp("models_home")
+    prepare_embedding_model(home, MINILM)
+    return home
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch, models_home) -> Path:
+    """A fresh ELIZA_NB_HOME with the converted model already in it; no provider keys set."""
+    h = tmp_path / "home"
+    shutil.copytree(models_home / "models", h / "models")
+    monkeypatch.setenv("ELIZA_NB_HOME", str(h))
+    for var in list(__import__("os").environ):
+        if var.endswith(("_API_KEY", "_ACCESS_TOKEN")) or var.endswith("_MODEL"):
+            monkeypatch.delenv(var, raising=False)
+    return h
+
+
+@pytest.fixture(scope="session")
+def local_runtime(models_home):
+    """One Runtime with the local models loaded, shared by the tests that only read from it."""
+    from eliza_nb.core.runtime import Runtime
+
+    rt = Runtime(models_home, config={}, env={})
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def shared_runtime(home):
+    """Install a fresh Runtime as eliza_nb's shared one for the test, then restore."""
+    import eliza_nb
+    from eliza_nb.core.runtime import Runtime
+
+    rt = Runtime(home, env={})
+    old = eliza_nb.set_runtime(rt)
+    yield rt
+    eliza_nb.set_runtime(old)
+    rt.close()

@@ -1,0 +1,123 @@
+"""Presets, the merge rule (None = unset, 0 is a value) and the runtime's use of both."""
+
+from __future__ import annotations
+
+import pytest
+
+from eliza_nb.core.errors import ConfigError
+from eliza_nb.core.runtime import Runtime
+from eliza_nb.core.settings import BUILTIN_PRESETS, Presets, merge_settings
+from eliza_nb.core.types import ModelSettings
+
+
+def test_preset_values_from_the_seed():
+    assert BUILTIN_PRESETS["creative"] == ModelSettings(temperature=0.8, frequency_penalty=0.7, presence_penalty=0.7)
+    assert BUILTIN_PRESETS["balanced"] == ModelSettings(temperature=0.5, frequency_penalty=0.3, presence_penalty=0.3)
+    assert BUILTIN_PRESETS["precise"] == ModelSettings(temperature=0.2, frequency_penalty=0.0, presence_penalty=0.0)
+
+
+def test_zero_survives_every_layer():
+    catalog = ModelSettings(temperature=0.6, max_output_tokens=8192, frequency_penalty=0.5)
+    merged = merge_settings(catalog, BUILTIN_PRESETS["creative"], ModelSettings(temperature=0.0), {"max_output_tokens": None})
+    assert merged.temperature == 0.0
+    assert merged.frequency_penalty == 0.7  # preset over catalog
+    assert merged.max_output_tokens == 8192  # None never overrides
+    # 0 at the call layer over a non-zero session
+    assert merge_settings(catalog, None, ModelSettings(temperature=0.9), {"temperature": 0}).temperature == 0
+    # 0 in the catalog survives a preset that does not set it
+    assert merge_settings(ModelSettings(presence_penalty=0.0), BUILTIN_PRESETS["balanced"].merged({"presence_penalty": None})).presence_penalty == 0.3
+
+
+def test_stop_normalises_to_a_tuple_and_merges():
+    s = ModelSettings(stop="END")
+    assert s.stop == ("END",)
+    assert ModelSettings(stop=["a", "b"]).merged({"stop": ["c"]}).stop == ("c",)
+
+
+def test_unknown_setting_and_preset_are_one_line_errors():
+    with pytest.raises(ValueError, match="unknown setting.*temprature.*valid: stop"):
+        ModelSettings.from_mapping({"temprature": 0.1})
+    with pytest.raises(ConfigError) as err:
+        Presets().get("creatve")
+    assert "unknown preset 'creatve'" in str(err.value) and "creative, balanced, precise" in str(err.value)
+
+
+def test_user_presets_register_and_load_from_config():
+    p = Presets({"terse": {"temperature": 0.0, "max_output_tokens": 64}})
+    assert p.get("terse") == ModelSettings(temperature=0.0, max_output_tokens=64)
+    p.register("wild", temperature=1.2)
+    assert "wild" in p.names()
+    with pytest.raises(ConfigError, match="preset bad"):
+        p.register("bad", tempreature=1)
+
+
+def test_runtime_merge_order_catalog_preset_session_call(tmp_path):
+    rt = Runtime(tmp_path, config={}, env={})
+    target = rt.resolve("openai")
+    assert rt.effective_settings(target).temperature == 0.6  # catalog
+    assert rt.effective_settings(target, "creative").temperature == 0.8  # preset
+    rt.session.update(temperature=0.0)
+    assert rt.effective_settings(target, "creative").temperature == 0.0  # session over preset
+    assert rt.effective_settings(target, "creative", {"temperature": 0.4}).temperature == 0.4  # call
+    rt.session.update(temperature=None)
+    assert rt.effective_settings(target, "creative").temperature == 0.8
+
+
+def test_config_file_defaults_and_presets(tmp_path):
+    (tmp_path / "config.toml").write_text(
+        '[defaults]\nprovider = "openai"\nmodel_class = "large"\npreset = "terse"\ntemperature = 0\n'
+        '[presets.terse]\nmax_output_tokens = 32\n'
+    )
+    rt = Runtime(tmp_path, env={})
+    t = rt.resolve()
+    assert (t.provider, t.model_class.value, t.model) == ("openai", "large", "gpt-4o")
+    s = rt.effective_settings(t)
+    assert s.temperature == 0 and s.max_output_tokens == 32
+
+
+def test_bad_config_file_is_one_line(tmp_path):
+    (tmp_path / "config.toml").write_text("[defaults\nprovider=1")
+    with pytest.raises(ConfigError) as err:
+        Runtime(tmp_path, env={})
+    assert "config.toml is not valid TOML" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_resolve_forms(tmp_path):
+    rt = Runtime(tmp_path, config={}, env={})
+    assert str(rt.resolve("openai:large")) == "openai:gpt-4o"
+    assert str(rt.resolve("groq:llama-3.3-70b-versatile")) == "groq:llama-3.3-70b-versatile"
+    assert rt.resolve(None, "embedding").model == "all-minilm-l6-v2"
+    with pytest.raises(ConfigError, match="unknown model class 'huge'"):
+        rt.resolve(None, "huge")
+    rt.session.update(provider="anthropic", model="claude-3-5-haiku-latest")
+    assert rt.resolve().model == "claude-3-5-haiku-latest"
+    assert rt.resolve("openai").model == "gpt-4o-mini"  # the session's model id is for its own provider only
+
+
+def test_unknown_call_option_lists_valid_ones(tmp_path):
+    rt = Runtime(tmp_path, config={}, env={})
+    with pytest.raises(ConfigError) as err:
+        rt.generate("hi", temprature=0)
+    assert "unknown option(s) temprature" in str(err.value) and "temperature" in str(err.value)
+
+
+def test_missing_key_is_one_line_naming_the_variable(tmp_path):
+    rt = Runtime(tmp_path, config={}, env={})
+    from eliza_nb.core.errors import MissingKeyError
+
+    with pytest.raises(MissingKeyError) as err:
+        rt.generate("hi", provider="groq")
+    assert str(err.value) == "[groq] no API key: set GROQ_API_KEY"
+    assert err.value._render_traceback_() == ["MissingKeyError: [groq] no API key: set GROQ_API_KEY"]
+    assert rt.ledger.rows()[-1].error.startswith("MissingKeyError")
+
+
+def test_session_observers_fire_on_change(tmp_path):
+    rt = Runtime(tmp_path, config={}, env={})
+    seen = []
+    unsubscribe = rt.session.observe(lambda name, value: seen.append((name, value)))
+    rt.session.update(temperature=0.0, provider="openai")
+    rt.session.update(temperature=0.0)  # no change, no event
+    unsubscribe()
+    rt.session.update(temperature=1.0)
+    assert ("temperature", 0.0) in seen and ("provider", "openai") in seen and len(seen) == 2
