@@ -26,7 +26,9 @@ class HelpRequested(Exception):
         self.text = text
 
 
-class _Parser(argparse.ArgumentParser):
+class MagicParser(argparse.ArgumentParser):
+    """argparse that raises MagicUsageError / HelpRequested instead of printing and exiting."""
+
     def __init__(self, prog: str, description: str) -> None:
         super().__init__(prog=prog, description=description, add_help=True, allow_abbrev=False, exit_on_error=False)
 
@@ -116,8 +118,8 @@ class NoArgs:
 FORMATS = ("markdown", "text", "json", "code")
 
 
-def _generate_parser() -> _Parser:
-    p = _Parser("%%eliza generate", "Generate text from the prompt in the cell body; {var} interpolates notebook variables.")
+def generate_parser() -> MagicParser:
+    p = MagicParser("%%eliza generate", "Generate text from the prompt in the cell body; {var} interpolates notebook variables.")
     p.add_argument("-p", "--provider", help="provider id, or provider:class / provider:model")
     p.add_argument("-c", "--model-class", dest="model_class", choices=("small", "medium", "large"))
     p.add_argument("-m", "--model", help="a model id (overrides the class's catalog model)")
@@ -138,8 +140,8 @@ def _generate_parser() -> _Parser:
     return p
 
 
-def _embed_parser() -> _Parser:
-    p = _Parser("%eliza embed", "Embed TEXT (line magic) or each line of the cell (cell magic).")
+def embed_parser() -> MagicParser:
+    p = MagicParser("%eliza embed", "Embed TEXT (line magic) or each line of the cell (cell magic).")
     p.add_argument("-p", "--provider")
     p.add_argument("-m", "--model")
     p.add_argument("-o", "--output", type=_identifier, metavar="VAR", help="store the vector/DataFrame in this variable")
@@ -147,21 +149,33 @@ def _embed_parser() -> _Parser:
     return p
 
 
-def _simple_parser(name: str, description: str) -> Callable[[], _Parser]:
-    return lambda: _Parser(f"%eliza {name}", description)
+def simple_parser(name: str, description: str) -> Callable[[], MagicParser]:
+    return lambda: MagicParser(f"%eliza {name}", description)
 
 
-#: subcommand -> (parser factory, args type, one-line summary)
-SUBCOMMANDS: dict[str, tuple[Callable[[], _Parser], type, str]] = {
-    "generate": (_generate_parser, GenerateArgs, "generate text from the cell body (streams)"),
-    "embed": (_embed_parser, EmbedArgs, "embed text: a vector, or a DataFrame for a cell of lines"),
-    "help": (_simple_parser("help", "List the subcommands."), NoArgs, "this list"),
-}
+@dataclass(frozen=True)
+class Subcommand:
+    """One ``%eliza NAME``: how to parse it, into what, and what runs it.
+
+    ``handler(shell, args, cell)`` returns the cell's value (or None); it lives in the
+    notebook module for its area (commands_*.py), so no module holds every command.
+    """
+
+    name: str
+    make_parser: Callable[[], MagicParser]
+    args_type: type
+    summary: str
+    handler: Callable[[Any, Any, "str | None"], Any] | None = None
 
 
-def register_subcommand(name: str, parser: Callable[[], _Parser], args_type: type, summary: str) -> None:
-    """Add a subcommand (later issues plug theirs in here)."""
-    SUBCOMMANDS[name] = (parser, args_type, summary)
+SUBCOMMANDS: dict[str, Subcommand] = {}
+
+
+def register_subcommand(name: str, make_parser: Callable[[], MagicParser], args_type: type, summary: str,
+                        handler: Callable[[Any, Any, "str | None"], Any] | None = None) -> None:
+    """Add (or replace) a subcommand."""
+    SUBCOMMANDS[name] = Subcommand(name, make_parser, args_type, summary, handler)
+
 
 
 def parse_line(line: str) -> tuple[str, Any]:
@@ -178,17 +192,16 @@ def parse_line(line: str) -> tuple[str, Any]:
     entry = SUBCOMMANDS.get(name)
     if entry is None:
         raise MagicUsageError(f"unknown subcommand {name!r}; choose one of: {', '.join(SUBCOMMANDS)}")
-    make_parser, args_type, _ = entry
     try:
-        ns = make_parser().parse_args(rest)
+        ns = entry.make_parser().parse_args(rest)
     except argparse.ArgumentError as exc:
         raise MagicUsageError(str(exc)) from None
-    values = {f.name: getattr(ns, f.name) for f in fields(args_type) if hasattr(ns, f.name)}
-    return name, args_type(**values)
+    values = {f.name: getattr(ns, f.name) for f in fields(entry.args_type) if hasattr(ns, f.name)}
+    return name, entry.args_type(**values)
 
 
 def help_text() -> str:
     width = max(len(n) for n in SUBCOMMANDS)
     lines = ["%eliza / %%eliza subcommands (add --help to any for its options):"]
-    lines += [f"  {n.ljust(width)}  {summary}" for n, (_, _, summary) in SUBCOMMANDS.items()]
+    lines += [f"  {n.ljust(width)}  {sub.summary}" for n, sub in SUBCOMMANDS.items()]
     return "\n".join(lines)

@@ -1,0 +1,100 @@
+"""The core subcommands: generate, embed, help. Each handler is ``(shell, args, cell)``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from IPython.core.error import UsageError
+
+from ..core.errors import StreamInterrupted
+from ..core.types import Result, Usage
+from .display import StreamView, show_result
+from .interpolate import interpolate
+from .parser import (
+    EmbedArgs,
+    GenerateArgs,
+    NoArgs,
+    embed_parser,
+    generate_parser,
+    help_text,
+    register_subcommand,
+    simple_parser,
+)
+
+
+def runtime():
+    """The shared runtime every command goes through."""
+    import eliza_nb
+
+    return eliza_nb.runtime()
+
+
+def do_help(shell: Any, args: Any, cell: str | None) -> None:
+    print(help_text())
+
+
+def do_generate(shell: Any, args: GenerateArgs, cell: str | None) -> None:
+    if cell is None or not cell.strip():
+        raise UsageError("%%eliza generate needs the prompt in the cell body, e.g. %%eliza generate -t 0 | What is the capital of France?")
+    prompt = cell.strip("\n") if args.no_interpolate else interpolate(cell.strip("\n"), shell.user_ns)
+    rt = runtime()
+    options = args.call_options()
+    if args.no_stream:
+        result = rt.generate(prompt, **options)
+        show_result(result, args.format)
+    else:
+        result = stream_into_cell(rt, prompt, options, args.format)
+    if args.output:
+        shell.user_ns[args.output] = result
+
+
+def stream_into_cell(rt: Any, prompt: str, options: dict[str, Any], fmt: str) -> Result:
+    """Stream a generation into a display that the final render replaces.
+
+    The stop button (KeyboardInterrupt) or a cut stream keeps the partial text, marked
+    interrupted; the runtime caches nothing for it.
+    """
+    stream = rt.stream(prompt, **options)  # bad options raise here, before any output
+    view = StreamView()
+    try:
+        for chunk in stream:
+            view.append(chunk)
+        result = stream.result
+    except (KeyboardInterrupt, StreamInterrupted) as exc:
+        stream.close()
+        partial = getattr(exc, "partial", "") or view.text
+        target = stream.target
+        result = Result(text=partial, provider=target.provider, model=target.model,
+                        model_class=target.model_class.value, usage=Usage(), interrupted=True,
+                        notes=[f"interrupted: {exc}" if str(exc) else "interrupted by the user"])
+    view.finish(result, fmt)
+    return result
+
+
+def do_embed(shell: Any, args: EmbedArgs, cell: str | None) -> Any:
+    rt = runtime()
+    options = {k: v for k, v in (("provider", args.provider), ("model", args.model)) if v}
+    if cell is not None:
+        texts = [line for line in cell.splitlines() if line.strip()]
+        if not texts:
+            raise UsageError("%%eliza embed needs one text per line in the cell body")
+        import pandas as pd
+
+        vectors = rt.embed(texts, **options)
+        value: Any = pd.DataFrame({"text": texts, "vector": list(vectors), "dims": [v.shape[0] for v in vectors]})
+    else:
+        text = " ".join(args.text).strip()
+        if not text:
+            raise UsageError("%eliza embed needs a text, e.g. %eliza embed the cat sat on the mat")
+        value = rt.embed(text, **options)
+    if args.output:
+        shell.user_ns[args.output] = value
+        shape = getattr(value, "shape", None) or (len(value),)
+        print(f"{args.output}: {type(value).__name__} {tuple(shape)} from {rt.resolve_embedding(args.provider, args.model)}")
+        return None
+    return value
+
+
+register_subcommand("generate", generate_parser, GenerateArgs, "generate text from the cell body (streams)", do_generate)
+register_subcommand("embed", embed_parser, EmbedArgs, "embed text: a vector, or a DataFrame for a cell of lines", do_embed)
+register_subcommand("help", simple_parser("help", "List the subcommands."), NoArgs, "this list", do_help)
