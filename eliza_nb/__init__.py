@@ -65,6 +65,11 @@ def embed(texts: Any, **options: Any):
     return runtime().embed(texts, **options)
 
 
+def providers():
+    """Every provider as a DataFrame: endpoint, model per class, key variable, key present (never the key)."""
+    return runtime().providers_table()
+
+
 def usage():
     """The session's usage ledger as a DataFrame (one row per call attempt)."""
     return runtime().ledger.dataframe()

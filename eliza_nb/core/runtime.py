@@ -398,6 +398,21 @@ class Runtime:
         vectors = self.embed_raw(items, target)
         return vectors[0] if single else vectors
 
+    # -- catalog view -----------------------------------------------------------------
+    def providers_table(self):
+        """One row per provider: endpoint, model per class, key variable, key present — never the key."""
+        import pandas as pd
+
+        rows = []
+        for entry in self.catalog:
+            _, var = find_key(entry, self.env)
+            row = {"provider": entry.id, "protocol": entry.protocol, "endpoint": entry.endpoint or "(in process)"}
+            row.update({cls.value: entry.models.get(cls, "") for cls in ModelClass})
+            row["key_variable"] = " or ".join(entry.key_env) if entry.key_env else "(none needed)"
+            row["key_present"] = "yes" if var else ("n/a" if not entry.needs_key else "no")
+            rows.append(row)
+        return pd.DataFrame(rows)
+
     # -- lifecycle -------------------------------------------------------------------
     def close(self) -> None:
         """Unload local models and close HTTP connections."""
