@@ -61,8 +61,27 @@ def stream(prompt: Any, **options: Any):
 
 
 def embed(texts: Any, **options: Any):
-    """Embed a text -> (d,) float32 array, or a list of texts -> (n, d) float32 array."""
+    """Embed through the cache: a text -> (d,) float32 array, a list -> (n, d), a pandas
+    Series -> a Series of vectors (``as_array=True`` for (n, d)); ``regenerate=True``
+    asks the provider again. See :meth:`Runtime.embed`."""
     return runtime().embed(texts, **options)
+
+
+def similar(query: Any, texts_or_vectors: Any, k: int = 5, **options: Any):
+    """The ``k`` most cosine-similar candidates, best first: a DataFrame(text, score).
+
+    Texts are embedded through the cache; vectors (an (n, d) array, a list, a Series or a
+    DataFrame with a ``vector`` column) are used as given. Options: provider, model,
+    normalized (True promises unit-length vectors)."""
+    from .core.similarity import similar as _similar
+
+    return _similar(runtime(), query, texts_or_vectors, k, **options)
+
+
+def image(prompt: str, provider: str | None = None, model: str | None = None, **options: Any):
+    """Generate one image (shows inline in a notebook); see :meth:`Runtime.image` for options
+    (size, steps, seed, negative_prompt, quality, style, guidance, timeout_s, failover)."""
+    return runtime().image(prompt, provider=provider, model=model, **options)
 
 
 def providers():
@@ -70,9 +89,68 @@ def providers():
     return runtime().providers_table()
 
 
-def usage():
-    """The session's usage ledger as a DataFrame (one row per call attempt)."""
-    return runtime().ledger.dataframe()
+def usage(by: str | None = None):
+    """The session's usage ledger as a DataFrame: one row per call attempt (cache hits and
+    failures included), or totals ``by="provider"`` / ``by="model"``."""
+    ledger = runtime().ledger
+    return ledger.dataframe() if by is None else ledger.totals(by)
+
+
+def set_budget(max_usd: float | None) -> None:
+    """Cap this session's known spending in USD (None removes the cap). Free calls always run."""
+    runtime().spending.set(max_usd)
+
+
+def benchmark(cases: Any, models: Any = None, presets: Any = None, **options: Any):
+    """Run cases on models x presets through the runtime -> a tidy BenchmarkFrame with
+    ``.summary()`` and ``.chart()``. Options: repeats, concurrency, scorer, cache, progress,
+    and any generate setting (temperature, max_tokens, ...)."""
+    from .core.bench import benchmark as _benchmark
+
+    return _benchmark(runtime(), cases, models, presets, **options)
+
+
+def benchmark_embeddings(texts: Any, models: Any = None, repeats: int = 3):
+    """Latency and dims per embedding model (measured on the provider, cache bypassed)."""
+    from .core.bench import benchmark_embeddings as _bench
+
+    return _bench(runtime(), texts, models, repeats)
+
+
+def select_model_class(speed: str | None = None, complexity: str | None = None, budget: str | None = None, **kw: Any):
+    """The seed's selection rule: fast -> small, high complexity -> large, else medium."""
+    from .core.selection import select_model_class as _select
+
+    return _select(speed, complexity, budget, **kw)
+
+
+def panel():
+    """The parameter panel (ipywidgets), two-way bound to the runtime's session."""
+    from .notebook.widgets import panel as _panel
+
+    return _panel()
+
+
+def playground(prompt: str = "", **options: Any):
+    """A prompt box with Run / Stop that streams answers with the session's settings;
+    ``options`` (max_tokens=64, system="...", ...) override the session for this playground."""
+    from .notebook.widgets import playground as _playground
+
+    return _playground(prompt, **options)
+
+
+def explorer(data: Any, **options: Any):
+    """A 2-D scatter (PCA) of embedded texts: a list of texts, or a DataFrame with text and vector columns."""
+    from .notebook.widgets import explorer as _explorer
+
+    return _explorer(data, **options)
+
+
+def benchmark_view(results: Any, **options: Any):
+    """Sortable tables with bars of a benchmark DataFrame (summary per model x preset, and runs)."""
+    from .notebook.widgets import benchmark_view as _view
+
+    return _view(results, **options)
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -98,6 +176,16 @@ def __getattr__(name: str) -> Any:
         from .core.runtime import Runtime
 
         return Runtime
+    if name == "presets":
+        return runtime().presets
+    if name in ("validate_embedding", "is_valid_embedding"):
+        from .core import vectors
+
+        return getattr(vectors, name)
+    if name == "cache":  # eliza_nb.cache.stats() / clear() / prune(): a small module, loaded on first use
+        import importlib
+
+        return importlib.import_module(".cache", __name__)
     if name == "errors":
         from .core import errors
 

@@ -56,3 +56,22 @@ def shared_runtime(home):
     yield rt
     eliza_nb.set_runtime(old)
     rt.close()
+
+
+def shell():
+    """IPython's singleton test shell (globalipapp) with %eliza loaded.
+
+    Always go through the module attribute: ``from globalipapp import get_ipython`` binds the
+    bootstrap function, which returns None once the shell has been started by another file.
+    """
+    from IPython.testing import globalipapp
+
+    globalipapp.start_ipython()
+    ip = globalipapp.get_ipython()
+    ip.run_line_magic("load_ext", "eliza_nb")
+    return ip
+
+
+@pytest.fixture(scope="session")
+def ip():
+    return shell()

@@ -42,6 +42,16 @@ def test_quickstart(home):
     assert "(384,) float32 1.0" in text_of(cell_with(nb, "%eliza embed -o v"))
     sim = text_of(cell_with(nb, "similarity"))
     assert "A cat is lying on a rug." in sim
+    # the parameter panel: a widget view, a readable text fallback, bound to the session
+    panel = next(o for o in cell_with(nb, "%eliza panel").outputs if "data" in o)
+    assert "application/vnd.jupyter.widget-view+json" in panel.data
+    assert panel.data["text/plain"].startswith("eliza_nb parameters: llama_local:smollm2-135m-instruct")
+    assert panel.metadata["eliza_nb"]["widget"] == "ParameterPanel"
+    assert "slider: 0.1" in text_of(cell_with(nb, "%eliza config set temperature 0.1"))
+    explorer = next(o for o in cell_with(nb, "eliza_nb.explorer(").outputs if "data" in o)
+    assert "application/vnd.jupyter.widget-view+json" in explorer.data and explorer.data["text/html"].count("<circle") == 5
+    state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    assert any(m["model_name"] == "AnyModel" for m in state.values())  # saved, so static exports can show it
     usage = text_of(cell_with(nb, "eliza_nb.usage()"))
     assert "smollm2-135m-instruct" in usage and "all-minilm-l6-v2" in usage
     # no tracebacks anywhere

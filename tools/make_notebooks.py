@@ -42,7 +42,22 @@ QUICKSTART = [
         "similarity = pd.DataFrame(vecs @ vecs.T, index=texts, columns=texts).round(3)\n"
         "similarity"
     ),
-    new_markdown_cell("## What it cost\nEvery call is in the session's usage ledger."),
+    new_markdown_cell("Each text as a point (PCA of the vectors): hover a point to read it, click it to list its nearest neighbours."),
+    new_code_cell("eliza_nb.explorer(texts + [\"Shares dropped on Wall Street.\", \"I like green apples.\"])"),
+    new_markdown_cell(
+        "## Tune\n"
+        "The parameter panel shows what the next call uses, and is bound to it both ways: move the "
+        "temperature slider and the next `%%eliza generate` uses that value; `%eliza config set` moves "
+        "the slider. `↺` unsets a value (back to the preset or the catalog). Where widgets cannot render "
+        "(a static export), a line of text says what is set."
+    ),
+    key("%eliza panel -o panel"),
+    key("%eliza config set temperature 0.1\nprint('slider:', panel.sliders['temperature'].value)"),
+    new_code_cell("%eliza config"),
+    new_code_cell("%eliza config reset"),
+    new_markdown_cell("`%eliza panel --playground` adds a prompt box whose answer streams in on a background thread; `%eliza providers` lists every provider and whether its key is set."),
+    new_code_cell("%eliza providers"),
+    new_markdown_cell("## What it cost\nEvery call is in the session's usage ledger (`%eliza usage` shows it with totals)."),
     key('eliza_nb.usage()[["kind", "provider", "model", "prompt_tokens", "completion_tokens", "latency_s"]]'),
 ]
 

@@ -77,8 +77,11 @@ class ProviderEntry:
 def _entry_from_table(pid: str, table: Mapping[str, Any], env: Mapping[str, str]) -> ProviderEntry:
     protocol = table.get("protocol", "openai")
     if protocol not in PROTOCOLS:
-        raise ConfigError(f"provider {pid}: unknown protocol {protocol!r}; choose one of: {', '.join(PROTOCOLS)}")
-    if protocol != "llama_local" and not table.get("endpoint"):
+        from .registry import is_known  # plugins add protocols through the registry
+
+        if not is_known(str(protocol)):
+            raise ConfigError(f"provider {pid}: unknown protocol {protocol!r}; choose one of: {', '.join(PROTOCOLS)}")
+    if protocol in PROTOCOLS and protocol != "llama_local" and not table.get("endpoint"):
         raise ConfigError(f"provider {pid}: needs an endpoint (base URL)")
     models: dict[ModelClass, str] = {}
     for cls_name, model in (table.get("models") or {}).items():

@@ -79,6 +79,11 @@ class BadResponseError(ElizaError):
     """The provider answered with something we cannot parse."""
 
 
+class InvalidRequestError(ElizaError):
+    """Another 4xx: the provider refused this request as malformed. Not retried (it would
+    fail the same way); another provider in a failover chain may still take it."""
+
+
 class StreamInterrupted(ElizaError):
     """A stream stopped mid-way (cut connection or the user's stop button); partial text kept."""
 
@@ -95,7 +100,12 @@ class EmbeddingDimensionError(ElizaError, ValueError):
     failover = False
 
 
-class BudgetExceeded(ElizaError):
-    """The configured spending cap refuses further paid calls."""
+class InvalidEmbeddingError(BadResponseError, ValueError):
+    """A vector holding NaN/inf or non-numeric values, or of the wrong shape; never stored."""
 
     failover = False
+
+
+class BudgetExceeded(ElizaError):
+    """The configured spending cap refuses further paid calls (a free provider later in a
+    failover chain may still answer)."""

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -24,7 +23,6 @@ class LedgerRow:
     cache_hit: bool = False
     error: str | None = None
     items: int = 1  # texts in an embedding batch
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def cost_usd(prices: tuple[float, float], prompt_tokens: int | None, completion_tokens: int | None) -> float:
@@ -62,16 +60,75 @@ class Ledger:
         with self._lock:
             return sum(r.cost_usd for r in self._rows if not math.isnan(r.cost_usd))
 
+    def totals(self, by: str = "provider"):
+        """Totals per provider or per (provider, model): calls, errors, cache hits, tokens,
+        latency, cost (NaN stays NaN when no price is known)."""
+        from .errors import ConfigError
+
+        keys = {"provider": ["provider"], "model": ["provider", "model"]}.get(by)
+        if keys is None:
+            raise ConfigError(f"usage(by=...) takes 'provider' or 'model', not {by!r}")
+        df = self.dataframe()
+        if df.empty:
+            return df
+        g = df.groupby(keys, sort=False)
+        out = g.agg(calls=("kind", "size"), errors=("error", "count"), cache_hits=("cache_hit", "sum"),
+                    prompt_tokens=("prompt_tokens", "sum"), completion_tokens=("completion_tokens", "sum"),
+                    mean_latency_s=("latency_s", "mean"))
+        out["cost_usd"] = g["cost_usd"].sum(min_count=1)
+        return out.reset_index()
+
     def dataframe(self):
         """The ledger as a pandas DataFrame (one row per attempt)."""
         import pandas as pd
 
-        cols = [f for f in LedgerRow.__dataclass_fields__ if f != "extra"]
-        records = [{k: v for k, v in asdict(r).items() if k != "extra"} for r in self.rows()]
+        cols = list(LedgerRow.__dataclass_fields__)
+        records = [r.__dict__ for r in self.rows()]
         df = pd.DataFrame.from_records(records, columns=cols)
         df["time"] = pd.to_datetime(df["time"], unit="s")
         return df
 
 
-def now() -> float:
-    return time.time()
+class SpendingCap:
+    """An optional cap on known spending this session: once reached, paid calls are refused
+    (free ones — local models, zero-price entries — still run, so a failover chain can
+    fall through to them)."""
+
+    def __init__(self, max_usd: float | None = None) -> None:
+        self.max_usd = max_usd
+
+    @classmethod
+    def from_config(cls, table: Any) -> SpendingCap:
+        from .errors import ConfigError
+
+        table = dict(table or {})
+        unknown = sorted(set(table) - {"max_usd"})
+        if unknown:
+            raise ConfigError(f"unknown [budget] option(s) {', '.join(unknown)}; valid: max_usd")
+        value = table.get("max_usd")
+        if value is not None and (not isinstance(value, (int, float)) or value < 0):
+            raise ConfigError(f"[budget] max_usd must be a number >= 0, got {value!r}")
+        return cls(None if value is None else float(value))
+
+    def set(self, max_usd: float | None) -> None:
+        from .errors import ConfigError
+
+        if max_usd is not None and (not isinstance(max_usd, (int, float)) or max_usd < 0):
+            raise ConfigError(f"the budget must be a number of USD >= 0 or None, got {max_usd!r}")
+        self.max_usd = None if max_usd is None else float(max_usd)
+
+    def check(self, entry: Any, model: str, ledger: Ledger) -> None:
+        """Raise BudgetExceeded when the cap is reached and this call is not free."""
+        if self.max_usd is None:
+            return
+        if entry.price(model) == (0.0, 0.0) or entry.protocol == "llama_local":
+            return
+        spent = ledger.spent_usd()
+        if spent >= self.max_usd:
+            from .errors import BudgetExceeded
+
+            raise BudgetExceeded(
+                f"spending cap reached: ${spent:.4f} of ${self.max_usd:.2f} spent this session; "
+                "raise it with eliza_nb.set_budget(usd) or use a free provider such as llama_local",
+                provider=entry.id,
+            )

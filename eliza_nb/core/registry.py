@@ -16,10 +16,12 @@ import importlib
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from .catalog import ProviderEntry
 from .errors import ConfigError
+
+if TYPE_CHECKING:  # catalog imports this module to validate protocol names
+    from .catalog import ProviderEntry
 
 BUILTIN_PROTOCOLS: dict[str, str] = {
     "llama_local": "eliza_nb.providers.llama_local:factory",
@@ -49,6 +51,15 @@ def register_protocol(name: str, factory: Callable[..., Any]) -> None:
     """Register (or replace) the adapter factory for a protocol name."""
     with _lock:
         _factories[name] = factory
+
+
+def is_known(protocol: str) -> bool:
+    """Whether an adapter exists for ``protocol`` (built-in, registered, or an entry point)."""
+    if protocol in BUILTIN_PROTOCOLS or protocol in _factories:
+        return True
+    from importlib.metadata import entry_points
+
+    return any(ep.name == protocol for ep in entry_points(group="eliza_nb.protocols"))
 
 
 def _import(dotted: str) -> Callable[..., Any]:

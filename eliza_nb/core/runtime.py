@@ -10,71 +10,27 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from . import registry
+from .cache import Cache, CacheConfig
 from .catalog import Catalog, ProviderEntry, find_key, parse_model_class
 from .errors import (
     ConfigError,
-    ContextTooLongError,
     ElizaError,
     MissingKeyError,
-    StreamInterrupted,
 )
+from .generation import CALL_OPTIONS, GenerationStream, plan_call, run  # noqa: F401  (CALL_OPTIONS re-exported)
 from .home import home_dir, load_user_config
-from .ledger import Ledger, LedgerRow, cost_usd
-from .retry import RetryPolicy
+from .ledger import Ledger, LedgerRow, SpendingCap
+from .ratelimit import RateLimiter
+from .retry import RetryPolicy, call_with_retry
 from .session import Session, SessionState
 from .settings import Presets, merge_settings
-from .types import Attempt, Message, ModelClass, ModelSettings, Request, Result, Target, as_messages
+from .types import ImageResult, Message, ModelClass, ModelSettings, Result, Target
 
 log = logging.getLogger("eliza_nb")
-
-CALL_OPTIONS = ("provider", "model_class", "model", "preset", "system", "timeout_s", "failover")
-
-
-@dataclass
-class _Plan:
-    messages: tuple[Message, ...]
-    call: dict[str, Any]
-    preset: str | None
-    timeout_s: float
-    targets: list[Target]
-
-
-class GenerationStream:
-    """Iterate for text chunks; ``.result`` holds the Result once the stream is drained.
-
-    Closing it early (``close()`` or leaving a ``for`` loop) stops the provider.
-    """
-
-    def __init__(self, gen: Iterator[str], target: Target) -> None:
-        self._gen = gen
-        self.target = target  # the first target tried (failover may answer from another)
-        self.result: Result | None = None
-
-    def __iter__(self) -> GenerationStream:
-        return self
-
-    def __next__(self) -> str:
-        try:
-            return next(self._gen)
-        except StopIteration as stop:
-            self.result = stop.value
-            raise
-
-    def close(self) -> None:
-        self._gen.close()
-
-    def text(self) -> str:
-        """Drain the stream and return the whole text."""
-        for _ in self:
-            pass
-        assert self.result is not None
-        return self.result.text
-
 
 class Runtime:
     """Holds config, catalog, session, clients, ledger; runs every call."""
@@ -97,8 +53,12 @@ class Runtime:
         self.retry = RetryPolicy.from_mapping(self.config.get("retry"))
         self.session = Session(self._initial_state())
         self.ledger = Ledger()
+        self.cache = Cache(self.home, CacheConfig.from_mapping(self.config.get("cache")), warn=self.warn)
+        self._embeddings: Any = None
+        self.spending = SpendingCap.from_config(self.config.get("budget"))
         self._transport = transport
         self._sleep, self._clock = sleep, clock
+        self.ratelimits = RateLimiter(clock, sleep)
         self._providers: dict[str, Any] = {}
         self._http: Any = None
         self._lock = threading.Lock()
@@ -150,6 +110,13 @@ class Runtime:
 
     def key_for(self, entry: ProviderEntry) -> str | None:
         return find_key(entry, self.env)[0]
+
+    def _check_key(self, entry: ProviderEntry) -> None:
+        """MissingKeyError naming the variable, unless the adapter has its own fallback
+        (catalog ``key_fallback``: claude_vertex may use google-auth credentials)."""
+        if entry.needs_key and not entry.extra.get("key_fallback") and not self.key_for(entry):
+            aliases = f" (or {', '.join(entry.key_env[1:])})" if len(entry.key_env) > 1 else ""
+            raise MissingKeyError(f"no API key: set {entry.key_env[0]}{aliases}", provider=entry.id)
 
     def provider(self, pid: str) -> Any:
         """The adapter instance for a provider id (created once per runtime)."""
@@ -209,7 +176,7 @@ class Runtime:
     def generate(self, prompt: str | Iterable[Message | Mapping[str, str]], **options: Any) -> Result:
         """Generate text. ``options``: provider, model_class, model, preset, system, timeout_s,
         failover, and any ModelSettings field (temperature, max_output_tokens, stop, ...)."""
-        gen = self._run(self._plan(prompt, options), streaming=False)
+        gen = run(self, plan_call(self, prompt, options), streaming=False)
         try:
             while True:
                 next(gen)
@@ -218,146 +185,8 @@ class Runtime:
 
     def stream(self, prompt: str | Iterable[Message | Mapping[str, str]], **options: Any) -> GenerationStream:
         """Like :meth:`generate` but yields text chunks as they arrive."""
-        plan = self._plan(prompt, options)  # bad options fail here, before any output
-        return GenerationStream(self._run(plan, streaming=True), plan.targets[0])
-
-    def _split_options(self, options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        opts = dict(options)
-        if "max_tokens" in opts:  # the name every other tool uses
-            opts["max_output_tokens"] = opts.pop("max_tokens")
-        call = {k: opts.pop(k) for k in list(opts) if k in ModelSettings.names()}
-        unknown = sorted(set(opts) - set(CALL_OPTIONS))
-        if unknown:
-            valid = ", ".join((*CALL_OPTIONS, *ModelSettings.names()))
-            raise ConfigError(f"unknown option(s) {', '.join(unknown)}; valid: {valid}")
-        ModelSettings.from_mapping(call)
-        return opts, call
-
-    def _plan(self, prompt: Any, options: Mapping[str, Any]) -> _Plan:
-        """Validate and resolve everything a call needs; raises before any provider work."""
-        opts, call = self._split_options(options)
-        primary = self.resolve(opts.get("provider"), opts.get("model_class"), opts.get("model"))
-        if not primary.model_class.is_text:
-            raise ConfigError(f"generate needs a text model class (small, medium, large), not {primary.model_class.value}")
-        preset = opts.get("preset")
-        self.presets.get(preset)
-        return _Plan(
-            messages=as_messages(prompt, opts.get("system")), call=call, preset=preset,
-            timeout_s=float(opts.get("timeout_s") or self.retry.timeout_s),
-            targets=self._targets(primary, opts.get("failover")),
-        )
-
-    def _run(self, plan: _Plan, *, streaming: bool) -> Iterator[str]:
-        messages, call, preset, timeout, targets = plan.messages, plan.call, plan.preset, plan.timeout_s, plan.targets
-        attempts: list[Attempt] = []
-        started = self._clock()
-        last_error: ElizaError | None = None
-        for target in targets:
-            settings = self.effective_settings(target, preset, call)
-            request = Request(target, self._with_default_system(target, messages), settings, timeout)
-            for attempt_no in range(1, self.retry.max_attempts + 1):
-                t0 = self._clock()
-                try:
-                    if not self.key_for(self.catalog.get(target.provider)) and self.catalog.get(target.provider).needs_key:
-                        entry = self.catalog.get(target.provider)
-                        raise MissingKeyError(f"no API key: set {entry.key_env[0]}", provider=target.provider)
-                    adapter = self.provider(target.provider)
-                    result = yield from self._call_once(adapter, request, streaming, t0)
-                except StreamInterrupted as exc:
-                    attempts.append(Attempt(str(target), type(exc).__name__, str(exc)))
-                    self._record_failure(target, preset, t0, exc)
-                    raise
-                except ElizaError as exc:
-                    last_error = exc
-                    self._record_failure(target, preset, t0, exc)
-                    waited = 0.0
-                    can_retry = exc.retryable and attempt_no < self.retry.max_attempts
-                    if can_retry:
-                        waited = self.retry.delay(attempt_no, getattr(exc, "retry_after", None))
-                        if self._clock() - started + waited > self.retry.max_total_s:
-                            can_retry = False
-                            waited = 0.0
-                    attempts.append(Attempt(str(target), type(exc).__name__, str(exc), round(waited, 3)))
-                    if can_retry:
-                        self._sleep(waited)
-                        continue
-                    if isinstance(exc, ContextTooLongError) or not exc.failover:
-                        raise self._final_error(exc, attempts) from None
-                    break  # next target
-                result.attempts = [*attempts, Attempt(str(target), "ok")]
-                result.settings = settings.as_dict()
-                result.notes = [*result.notes]
-                self.ledger.record(self._row(result, preset, "stream" if streaming else "generate"))
-                return result
-        assert last_error is not None
-        raise self._final_error(last_error, attempts) from None
-
-    def _with_default_system(self, target: Target, messages: tuple[Message, ...]) -> tuple[Message, ...]:
-        """Add the catalog's ``default_system`` prompt when the caller gave none."""
-        default = self.catalog.get(target.provider).extra.get("default_system")
-        if not default or any(m.role == "system" for m in messages):
-            return messages
-        return (Message("system", str(default)), *messages)
-
-    def _call_once(self, adapter: Any, request: Request, streaming: bool, t0: float):
-        """One provider call; yields text when streaming; returns a Result."""
-        ttft = None
-        completion = None
-        if streaming:
-            parts: list[str] = []
-            stream = adapter.stream(request)
-            try:
-                for chunk in stream:
-                    if chunk.text:
-                        if ttft is None:
-                            ttft = self._clock() - t0
-                        parts.append(chunk.text)
-                        yield chunk.text
-                    if chunk.completion is not None:
-                        completion = chunk.completion
-            except ElizaError as exc:
-                if parts and not isinstance(exc, StreamInterrupted):
-                    raise StreamInterrupted(f"stream cut after {len(parts)} chunks: {exc}", provider=request.target.provider, partial="".join(parts)) from None
-                raise
-            finally:
-                close = getattr(stream, "close", None)
-                if close:
-                    close()
-        else:
-            completion = adapter.generate(request)
-        if completion is None:
-            from .errors import BadResponseError
-
-            raise BadResponseError("the stream ended without a final message", provider=request.target.provider)
-        t = request.target
-        return Result(
-            text=completion.text, provider=t.provider, model=completion.model or t.model,
-            model_class=t.model_class.value, usage=completion.usage, latency_s=self._clock() - t0,
-            ttft_s=ttft, finish_reason=completion.finish_reason,
-        )
-
-    @staticmethod
-    def _final_error(exc: ElizaError, attempts: list[Attempt]) -> ElizaError:
-        exc.attempts = list(attempts)
-        return exc
-
-    def _row(self, result: Result, preset: str | None, kind: str) -> LedgerRow:
-        entry = self.catalog.get(result.provider)
-        u = result.usage
-        return LedgerRow(
-            time=time.time(), kind=kind, provider=result.provider, model=result.model,
-            model_class=result.model_class, preset=preset or self.session.state.preset,
-            prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens,
-            latency_s=result.latency_s, cost_usd=0.0 if result.cached else cost_usd(entry.price(result.model), u.prompt_tokens, u.completion_tokens),
-            cache_hit=result.cached,
-        )
-
-    def _record_failure(self, target: Target, preset: str | None, t0: float, exc: ElizaError) -> None:
-        self.ledger.record(LedgerRow(
-            time=time.time(), kind="generate", provider=target.provider, model=target.model,
-            model_class=target.model_class.value, preset=preset, latency_s=self._clock() - t0,
-            error=f"{type(exc).__name__}: {exc}",
-        ))
+        plan = plan_call(self, prompt, options)  # bad options fail here, before any output
+        return GenerationStream(run(self, plan, streaming=True), plan.targets[0])
 
     # -- embeddings ------------------------------------------------------------------
     def resolve_embedding(self, provider: str | None = None, model: str | None = None) -> Target:
@@ -371,11 +200,16 @@ class Runtime:
     def embed_raw(self, texts: Sequence[str], target: Target) -> Any:
         """Call the provider for these texts, no cache (used by the cache layer on misses)."""
         entry = self.catalog.get(target.provider)
-        if entry.needs_key and not self.key_for(entry):
-            raise MissingKeyError(f"no API key: set {entry.key_env[0]}", provider=target.provider)
+        self._check_key(entry)
         t0 = self._clock()
         try:
-            vectors = self.provider(target.provider).embed(list(texts), target.model, self.retry.timeout_s)
+            # Bounded retries on the same target only: failing over to another embedding
+            # model would mix vector spaces.
+            vectors = call_with_retry(
+                self.retry, lambda: self.provider(target.provider).embed(list(texts), target.model, self.retry.timeout_s),
+                clock=self._clock, sleep=self._sleep, started=t0,
+                before=lambda: self.ratelimits.acquire(entry.id, entry.rate_limit, sum(len(t) for t in texts) // 4),
+            )
         except ElizaError as exc:
             self.ledger.record(LedgerRow(time=time.time(), kind="embed", provider=target.provider, model=target.model,
                                          model_class="embedding", latency_s=self._clock() - t0, items=len(texts),
@@ -386,17 +220,37 @@ class Runtime:
                                      cost_usd=0.0 if entry.price(target.model)[0] == 0 else float("nan")))
         return vectors
 
-    def embed(self, texts: str | Sequence[str], provider: str | None = None, model: str | None = None) -> Any:
-        """Embed one text -> (d,) float32, or a list -> (n, d) float32 (input order)."""
-        import numpy as np
+    def embed(self, texts: Any, provider: str | None = None, model: str | None = None, **options: Any) -> Any:
+        """Embed through the cache: one text -> (d,) float32, a list -> (n, d) (input order),
+        a pandas Series -> a Series of vectors (``as_array=True``: an (n, d) array).
 
-        single = isinstance(texts, str)
-        items = [texts] if single else [str(t) for t in texts]
-        target = self.resolve_embedding(provider, model)
-        if not items:
-            return np.zeros((0, self.catalog.get(target.provider).embedding_dims or 0), dtype=np.float32)
-        vectors = self.embed_raw(items, target)
-        return vectors[0] if single else vectors
+        ``options``: ``regenerate=True`` (ask the provider again, store under the key of
+        the size it returns), ``normalize=False`` (keep the provider's lengths).
+        """
+        return self.embeddings.embed(texts, provider, model, **options)
+
+    @property
+    def embeddings(self) -> Any:
+        """The EmbeddingService (batching, dedupe, single-flight) over this runtime's cache."""
+        if self._embeddings is None:
+            from .embedding import EmbeddingService
+
+            with self._lock:
+                if self._embeddings is None:
+                    self._embeddings = EmbeddingService(self, self.cache)
+        return self._embeddings
+
+    # -- images ----------------------------------------------------------------------
+    def image(self, prompt: str, provider: str | None = None, model: str | None = None, **options: Any) -> ImageResult:
+        """Generate one image; the result shows inline in a notebook.
+
+        ``options``: size ("1024x1024") or width/height, steps, seed, negative_prompt,
+        quality, style, guidance (an option the provider's API does not take is dropped
+        with a note), timeout_s, failover (a list of "provider:image"/"provider:model").
+        """
+        from .images import generate_image
+
+        return generate_image(self, prompt, provider, model, options)
 
     # -- catalog view -----------------------------------------------------------------
     def providers_table(self):
@@ -423,6 +277,7 @@ class Runtime:
             p.close()
         if http is not None:
             http.close()
+        self.cache.close()
 
     def __repr__(self) -> str:
         s = self.session.state

@@ -39,7 +39,11 @@ class Session:
     @property
     def state(self) -> SessionState:
         with self._lock:
-            return replace(self._state)
+            # A shallow snapshot, like replace() but without re-running __init__: every
+            # call reads the state a few times, so this sits on the hot path.
+            snap = object.__new__(SessionState)
+            snap.__dict__.update(self._state.__dict__)
+            return snap
 
     def observe(self, fn: Observer) -> Callable[[], None]:
         """Call ``fn(name, value)`` after each change; returns an unsubscribe function."""

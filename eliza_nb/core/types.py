@@ -77,15 +77,16 @@ class ModelSettings:
         elif self.stop is not None and not isinstance(self.stop, tuple):
             object.__setattr__(self, "stop", tuple(self.stop))
 
+    # Every call merges settings, so these avoid dataclasses.fields() on the hot path.
     @classmethod
     def names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(cls))
+        return _SETTING_NAMES
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None) -> ModelSettings:
         """Build from a mapping, rejecting unknown keys with the valid ones listed."""
         values = dict(values or {})
-        unknown = sorted(set(values) - set(cls.names()))
+        unknown = sorted(k for k in values if k not in _SETTING_SET)
         if unknown:
             raise ValueError(
                 f"unknown setting(s) {', '.join(unknown)}; valid: {', '.join(cls.names())}"
@@ -94,22 +95,30 @@ class ModelSettings:
 
     def merged(self, *layers: ModelSettings | Mapping[str, Any] | None) -> ModelSettings:
         """Return these settings overlaid by each layer in turn (later wins if not None)."""
-        values = self.as_dict(include_unset=True)
+        values = {n: getattr(self, n) for n in _SETTING_NAMES}
         for layer in layers:
             if layer is None:
                 continue
             if not isinstance(layer, ModelSettings):
+                if not layer:
+                    continue
                 layer = ModelSettings.from_mapping(layer)
-            for name, value in layer.as_dict().items():
-                values[name] = value
+            for name in _SETTING_NAMES:
+                value = getattr(layer, name)
+                if value is not None:
+                    values[name] = value
         return ModelSettings(**values)
 
     def as_dict(self, include_unset: bool = False) -> dict[str, Any]:
         """The settings as a plain dict; unset (None) values are left out by default."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out = {n: getattr(self, n) for n in _SETTING_NAMES}
         if include_unset:
             return out
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in out.items() if v is not None}
+
+
+_SETTING_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(ModelSettings))
+_SETTING_SET = frozenset(_SETTING_NAMES)
 
 
 @dataclass(frozen=True)
@@ -179,6 +188,7 @@ class Completion:
     usage: Usage = field(default_factory=Usage)
     finish_reason: str | None = None
     model: str | None = None  # the id the provider says answered, when it says
+    notes: list[str] = field(default_factory=list)  # e.g. settings the API does not take, dropped
 
 
 @dataclass
@@ -209,6 +219,7 @@ class Result:
     attempts: list[Attempt] = field(default_factory=list)
     interrupted: bool = False
     cache_key: str | None = None
+    selection: str | None = None  # "small: speed=fast (...)" when the class was chosen automatically
 
     def __str__(self) -> str:
         return self.text
@@ -222,6 +233,8 @@ class Result:
             parts.append("cache hit")
         if self.interrupted:
             parts.append("interrupted")
+        if self.selection:
+            parts.append(f"auto → {self.selection}")
         if len(self.attempts) > 1:
             parts.append("tried " + " → ".join(a.target for a in self.attempts))
         return " · ".join(parts)
@@ -241,6 +254,7 @@ class Result:
             "cached": self.cached,
             "cache_key": self.cache_key,
             "interrupted": self.interrupted,
+            "selection": self.selection,
             "attempts": [dataclasses.asdict(a) for a in self.attempts],
             "notes": list(self.notes),
         }
@@ -251,3 +265,87 @@ class Result:
     def __repr__(self) -> str:
         text = self.text if len(self.text) <= 60 else self.text[:57] + "..."
         return f"Result({text!r}, {self.footer()})"
+
+
+def sniff_image_mime(data: bytes, default: str = "image/png") -> str:
+    """The image type from its first bytes (providers do not always say)."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    return default
+
+
+@dataclass
+class ImageResult:
+    """An image answer: raw bytes or a URL the provider returned. Shows inline in a notebook.
+
+    Adapters fill ``data``/``url``/``mime``/``revised_prompt`` (and ``notes`` for options
+    they dropped); the runtime adds who answered, timing and the attempts.
+    """
+
+    data: bytes | None = None
+    url: str | None = None
+    mime: str = "image/png"
+    revised_prompt: str | None = None
+    provider: str = ""
+    model: str = ""
+    prompt: str = ""
+    latency_s: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
+
+    def footer(self) -> str:
+        parts = [f"{self.provider}:{self.model}", f"{self.latency_s * 1000:.0f} ms"]
+        if self.data is not None:
+            parts.append(f"{len(self.data):,} bytes {self.mime}")
+        if len(self.attempts) > 1:
+            parts.append("tried " + " → ".join(a.target for a in self.attempts))
+        return " · ".join(parts)
+
+    # Jupyter picks HTML over PNG, so HTML is offered only when there are no PNG/JPEG bytes.
+    def _repr_png_(self) -> bytes | None:
+        return self.data if self.data is not None and self.mime == "image/png" else None
+
+    def _repr_jpeg_(self) -> bytes | None:
+        return self.data if self.data is not None and self.mime == "image/jpeg" else None
+
+    def _repr_html_(self) -> str | None:
+        import base64
+        import html
+
+        if self.data is not None and self.mime in ("image/png", "image/jpeg"):
+            return None
+        if self.data is not None:
+            src = f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"
+        elif self.url:
+            src = self.url
+        else:
+            return None
+        alt = html.escape(self.revised_prompt or self.prompt, quote=True)
+        return (f'<img src="{html.escape(src, quote=True)}" alt="{alt}" style="max-width:100%"/>'
+                f"<br/><sub>{html.escape(self.footer())}</sub>")
+
+    def save(self, path: str) -> str:
+        """Write the image bytes to ``path`` (URL-only answers have no bytes here)."""
+        if self.data is None:
+            raise ValueError(f"this image is only a URL ({self.url}); fetch it to save it")
+        with open(path, "wb") as fh:
+            fh.write(self.data)
+        return path
+
+    def metadata(self) -> dict[str, Any]:
+        """Provenance for notebook output metadata (no bytes, never a key)."""
+        return {
+            "provider": self.provider, "model": self.model, "mime": self.mime, "url": self.url,
+            "revised_prompt": self.revised_prompt, "latency_s": round(self.latency_s, 4),
+            "attempts": [dataclasses.asdict(a) for a in self.attempts], "notes": list(self.notes),
+        }
+
+    def __repr__(self) -> str:
+        where = f"{len(self.data):,} bytes" if self.data is not None else (self.url or "empty")
+        return f"ImageResult({where}, {self.footer()})"

@@ -7,8 +7,9 @@ from typing import Any
 from IPython.core.error import UsageError
 
 from ..core.errors import StreamInterrupted
-from ..core.types import Result, Usage
-from .display import StreamView, show_result
+from ..core.types import Result
+from .config import eliza_config
+from .display import StreamView, partial_result, show_result
 from .interpolate import interpolate
 from .parser import (
     EmbedArgs,
@@ -39,11 +40,13 @@ def do_generate(shell: Any, args: GenerateArgs, cell: str | None) -> None:
     prompt = cell.strip("\n") if args.no_interpolate else interpolate(cell.strip("\n"), shell.user_ns)
     rt = runtime()
     options = args.call_options()
+    conf = eliza_config()
+    fmt = args.format or conf.default_format
     if args.no_stream:
         result = rt.generate(prompt, **options)
-        show_result(result, args.format)
+        show_result(result, fmt, footer=conf.show_footer)
     else:
-        result = stream_into_cell(rt, prompt, options, args.format)
+        result = stream_into_cell(rt, prompt, options, fmt)
     if args.output:
         shell.user_ns[args.output] = result
 
@@ -55,7 +58,8 @@ def stream_into_cell(rt: Any, prompt: str, options: dict[str, Any], fmt: str) ->
     interrupted; the runtime caches nothing for it.
     """
     stream = rt.stream(prompt, **options)  # bad options raise here, before any output
-    view = StreamView()
+    conf = eliza_config()
+    view = StreamView(conf.stream_interval, show_footer=conf.show_footer)
     try:
         for chunk in stream:
             view.append(chunk)
@@ -63,10 +67,7 @@ def stream_into_cell(rt: Any, prompt: str, options: dict[str, Any], fmt: str) ->
     except (KeyboardInterrupt, StreamInterrupted) as exc:
         stream.close()
         partial = getattr(exc, "partial", "") or view.text
-        target = stream.target
-        result = Result(text=partial, provider=target.provider, model=target.model,
-                        model_class=target.model_class.value, usage=Usage(), interrupted=True,
-                        notes=[f"interrupted: {exc}" if str(exc) else "interrupted by the user"])
+        result = partial_result(stream.target, partial, f"interrupted: {exc}" if str(exc) else "interrupted by the user")
     view.finish(result, fmt)
     return result
 

@@ -18,7 +18,7 @@ from .interpolate import InterpolationError
 from .parser import SUBCOMMANDS, HelpRequested, MagicUsageError, parse_line
 
 #: modules that register subcommands when imported (one per area)
-COMMAND_MODULES = ["commands"]
+COMMAND_MODULES = ["commands", "commands_config", "commands_panel", "commands_cache", "commands_bench"]
 
 
 def _load_commands() -> None:
@@ -57,6 +57,9 @@ def load_ipython_extension(ipython: Any) -> None:
     magics = ElizaMagics(ipython)
     ipython.register_magics(magics)
     _loaded[id(ipython)] = magics
+    from .config import attach
+
+    attach(ipython)  # %config Eliza.* and ipython_config.py's c.Eliza.* write the session
 
 
 def unload_ipython_extension(ipython: Any) -> None:

@@ -84,11 +84,12 @@ class GenerateArgs:
     repetition_penalty: float | None = None
     seed: int | None = None
     system: str | None = None
-    format: str = "markdown"
+    format: str | None = None  # None: Eliza.default_format
     output: str | None = None
     no_cache: bool = False
     no_stream: bool = False
     no_interpolate: bool = False
+    auto: bool = False
 
     def call_options(self) -> dict[str, Any]:
         """Options for Runtime.generate/stream: only what the user set."""
@@ -97,6 +98,10 @@ class GenerateArgs:
         opts = {n: getattr(self, n) for n in names if getattr(self, n) is not None}
         if self.max_tokens is not None:
             opts["max_output_tokens"] = self.max_tokens
+        if self.no_cache:
+            opts["cache"] = False  # even when [cache] generation = true
+        if self.auto and self.model_class is None:
+            opts["model_class"] = "auto"  # the runtime picks, and the footer says why
         return opts
 
 
@@ -132,11 +137,12 @@ def generate_parser() -> MagicParser:
     p.add_argument("--repetition-penalty", dest="repetition_penalty", type=_number)
     p.add_argument("--seed", type=int)
     p.add_argument("--system", help="system prompt")
-    p.add_argument("-f", "--format", choices=FORMATS, default="markdown", help="how to render the answer")
+    p.add_argument("-f", "--format", choices=FORMATS, help="how to render the answer (default: markdown, or %%config Eliza.default_format)")
     p.add_argument("-o", "--output", type=_identifier, metavar="VAR", help="store the Result in this variable")
     p.add_argument("--no-cache", dest="no_cache", action="store_true")
     p.add_argument("--no-stream", dest="no_stream", action="store_true")
     p.add_argument("--no-interpolate", dest="no_interpolate", action="store_true")
+    p.add_argument("--auto", action="store_true", help="choose the model class from the prompt (speed, complexity)")
     return p
 
 

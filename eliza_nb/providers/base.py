@@ -13,7 +13,7 @@ from typing import Iterator, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from ..core.types import Completion, Request
+from ..core.types import Completion, ImageResult, Request  # noqa: F401 - ImageResult re-exported
 
 
 @dataclass
@@ -22,16 +22,6 @@ class StreamChunk:
 
     text: str = ""
     completion: Completion | None = None
-
-
-@dataclass
-class ImageResult:
-    """An image answer: raw bytes (PNG/JPEG/WebP) or a URL the provider returned."""
-
-    data: bytes | None = None
-    url: str | None = None
-    mime: str = "image/png"
-    revised_prompt: str | None = None
 
 
 @runtime_checkable
@@ -51,3 +41,8 @@ class Provider(Protocol):
 
     def close(self) -> None:
         """Release clients, threads and loaded models."""
+
+    # Optional, for providers with an IMAGE model:
+    #   def image(self, prompt: str, model: str, options: dict, timeout_s: float) -> ImageResult
+    # ``options`` holds size, width, height, steps, seed, negative_prompt, quality, style,
+    # guidance; an option the API does not take is dropped with a note in ImageResult.notes.

@@ -149,6 +149,10 @@ class LlamaLocalProvider:
                 loaded = self._models[key] = LoadedModel(path, embedding=embedding, config=self.config)
             return loaded
 
+    def context_window(self, model: str) -> int:
+        """Tokens the loaded context holds (prompt + output)."""
+        return self.config.n_ctx
+
     def count_tokens(self, text: str, model: str) -> int:
         """Exact token count with the model's own tokenizer."""
         m = self.model(model, embedding=False)
@@ -183,18 +187,24 @@ class LlamaLocalProvider:
                     prompt=prompt, stop=stops, stopping_criteria=fmt.stopping_criteria, stream=True, **args
                 )
                 finish = None
+                texts: list[str] = []
                 try:
                     for part in gen:
                         choice = part["choices"][0]
                         finish = choice.get("finish_reason") or finish
                         if choice.get("text"):
+                            texts.append(choice["text"])
                             out.put(("text", choice["text"]))
                         if cancel.is_set():
                             finish = "interrupted"
                             break
                 finally:
                     gen.close()
-                out.put(("done", finish))
+                # Count here, on the model's thread: a later submit would queue behind
+                # the next caller's whole generation and inflate this call's latency.
+                text = "".join(texts)
+                n = len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)) if text else 0
+                out.put(("done", (finish, n)))
             except BaseException as exc:  # handed to the caller's thread
                 out.put(("error", exc))
 
@@ -221,15 +231,12 @@ class LlamaLocalProvider:
                 elif kind == "error":
                     raise _classify(value, self.id)
                 else:  # done
-                    text = "".join(parts)
-                    completion_tokens = model.run(
-                        lambda llm: len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
-                    ) if text else 0
+                    finish, completion_tokens = value
                     yield StreamChunk(
                         completion=Completion(
-                            text=text,
+                            text="".join(parts),
                             usage=Usage(prompt_tokens, completion_tokens),
-                            finish_reason=value,
+                            finish_reason=finish,
                             model=request.target.model,
                         )
                     )

@@ -1,0 +1,145 @@
+"""Per-provider rate limits: requests/minute and tokens/minute over a sliding 60 s window.
+
+Budgets come from the catalog (``rate_limit = { rpm = 30, tpm = 6000 }``) or the user's
+config (``[providers.groq.rate_limit]``). A call that would exceed them waits until the
+window has room, and the runtime says so in the Result ("waited 1.2 s for groq's rate
+limit") instead of letting the provider answer 429.
+
+Thread-safe: a caller reserves its slot under the lock (at the time it will start), then
+sleeps outside it, so concurrent callers queue up in order instead of all waking at once.
+Every wait is bounded by the window: at most 60 s.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import threading
+from typing import Any, Callable, Mapping
+
+from .errors import ConfigError
+
+WINDOW_S = 60.0
+
+
+def parse_limits(pid: str, table: Mapping[str, Any] | None) -> tuple[float | None, float | None]:
+    """(rpm, tpm) from a ``rate_limit`` table; a one-line error for anything else."""
+    table = dict(table or {})
+    unknown = sorted(set(table) - {"rpm", "tpm"})
+    if unknown:
+        raise ConfigError(f"[providers.{pid}.rate_limit]: unknown key(s) {', '.join(unknown)}; valid: rpm, tpm")
+    out = []
+    for name in ("rpm", "tpm"):
+        value = table.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+            raise ConfigError(f"[providers.{pid}.rate_limit] {name} must be a number > 0, got {value!r}")
+        out.append(None if value is None else float(value))
+    return out[0], out[1]
+
+
+class _Window:
+    """Reservations (start time, tokens) of one provider, sorted by time."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.tokens: list[float] = []
+
+    def prune(self, now: float) -> None:
+        cut = bisect.bisect_right(self.times, now - WINDOW_S)
+        if cut:
+            del self.times[:cut], self.tokens[:cut]
+
+    def earliest_start(self, now: float, rpm: float | None, tpm: float | None, need: float) -> float:
+        """The first time >= now at which one more request of ``need`` tokens fits."""
+        start = now
+        i = bisect.bisect_right(self.times, start - WINDOW_S)
+        used = sum(self.tokens[i:])
+        # Each step lets the oldest reservation in the window expire: at most len(times) steps.
+        while i < len(self.times):
+            count = len(self.times) - i
+            fits_requests = rpm is None or count < rpm
+            # A single request bigger than the whole budget runs once the window is empty.
+            fits_tokens = tpm is None or used + need <= tpm
+            if fits_requests and fits_tokens:
+                break
+            start = max(start, self.times[i] + WINDOW_S)
+            used -= self.tokens[i]
+            i += 1
+        return start
+
+    def add(self, when: float, tokens: float) -> int:
+        pos = bisect.bisect_right(self.times, when)
+        self.times.insert(pos, when)
+        self.tokens.insert(pos, tokens)
+        return pos
+
+
+class Reservation:
+    """A granted slot; ``settle`` replaces the estimated tokens with the real count."""
+
+    def __init__(self, limiter: RateLimiter, provider: str, when: float, tokens: float, waited_s: float) -> None:
+        self._limiter, self.provider, self.when, self.tokens, self.waited_s = limiter, provider, when, tokens, waited_s
+
+    def settle(self, actual_tokens: int | None) -> None:
+        if actual_tokens is None or actual_tokens == self.tokens:
+            return
+        self._limiter._settle(self, float(actual_tokens))
+
+
+class RateLimiter:
+    """Sliding-window budgets per provider. ``clock``/``sleep`` are the runtime's (injectable)."""
+
+    def __init__(self, clock: Callable[[], float], sleep: Callable[[float], None]) -> None:
+        self._clock, self._sleep = clock, sleep
+        self._windows: dict[str, _Window] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, provider: str, limits: Mapping[str, Any] | None, tokens: int = 0) -> Reservation | None:
+        """Wait until ``provider`` has room for one request of ~``tokens``; None when unlimited."""
+        if not limits:
+            return None
+        rpm, tpm = parse_limits(provider, limits)
+        if rpm is None and tpm is None:
+            return None
+        with self._lock:
+            now = self._clock()
+            window = self._windows.setdefault(provider, _Window())
+            window.prune(now)
+            start = window.earliest_start(now, rpm, tpm, float(tokens))
+            window.add(start, float(tokens))
+        waited = max(0.0, start - now)
+        if waited > 0:
+            self._sleep(waited)
+        return Reservation(self, provider, start, float(tokens), waited)
+
+    def _settle(self, reservation: Reservation, actual: float) -> None:
+        with self._lock:
+            window = self._windows.get(reservation.provider)
+            if window is None:
+                return
+            lo = bisect.bisect_left(window.times, reservation.when)
+            hi = bisect.bisect_right(window.times, reservation.when)
+            for i in range(lo, hi):
+                if window.tokens[i] == reservation.tokens:
+                    window.tokens[i] = actual
+                    reservation.tokens = actual
+                    return
+
+    def usage(self, provider: str) -> tuple[int, float]:
+        """(requests, tokens) in the current window: for tests and a status display."""
+        with self._lock:
+            window = self._windows.get(provider)
+            if window is None:
+                return 0, 0.0
+            window.prune(self._clock())
+            return len(window.times), sum(window.tokens)
+
+
+def estimate_request_tokens(messages: Any) -> int:
+    """A cheap token estimate for the budget check: ~4 characters a token for the prompt.
+
+    The output is not counted up front (reserving max_output_tokens would starve the
+    budget); the real usage replaces the estimate once the provider reports it.
+    """
+    chars = sum(len(getattr(m, "content", "")) for m in messages)
+    return math.ceil(chars / 4)

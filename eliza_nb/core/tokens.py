@@ -1,0 +1,272 @@
+"""Token counting, context budgets and truncation.
+
+budget = model window - max output - system prompt - margin.
+
+Counting: exact for local models (their own tokenizer, via the provider); for remote
+models tiktoken when it is installed AND its encoding is already on disk (it downloads at
+first use otherwise, and we never fetch at run time), else a conservative estimate that
+over-counts, so a prompt we let through is never too long for the model. The provider's
+reported usage is what the ledger records.
+
+Truncation works at message boundaries and always keeps the system prompt:
+- ``keep-recent`` (default): drop the oldest turns; if the newest turn alone is too
+  long, keep its END (the original system kept the wrong end).
+- ``head-tail``: keep the first and the latest turns, drop from the middle of the chat.
+- ``middle-out``: for one long document: cut the middle, keep its head and tail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from .errors import ConfigError, ContextTooLongError
+from .types import Message
+
+#: tokens a chat format adds per message (role markers, separators) — generous upper bound
+PER_MESSAGE_OVERHEAD = 8
+#: what we keep free besides the output: templates differ, estimates err
+DEFAULT_MARGIN = 32
+STRATEGIES = ("keep-recent", "head-tail", "middle-out")
+ELLIPSIS = "\n[…]\n"
+
+Counter = Callable[[str], int]
+
+
+def estimate_tokens(text: str) -> int:
+    """A conservative token count: ASCII at 3 chars/token (real BPEs average ~4), every
+    other character as 1.5 tokens (CJK and emoji run 1-2 in cl100k/o200k)."""
+    if not text:
+        return 0
+    ascii_chars = sum(1 for c in text if ord(c) < 128) if not text.isascii() else len(text)
+    other = len(text) - ascii_chars
+    return math.ceil(ascii_chars / 3 + other * 1.5)
+
+
+def _tiktoken_offline(encoding: str) -> Counter | None:
+    """tiktoken's encoder if the package is installed and the encoding is cached locally."""
+    try:
+        import tiktoken
+        import tiktoken_ext.openai_public as public  # noqa: F401 - registers the encodings
+    except ImportError:
+        return None
+    cache_dir = os.environ.get("TIKTOKEN_CACHE_DIR") or os.environ.get("DATA_GYM_CACHE_DIR") or str(Path(tempfile.gettempdir()) / "data-gym-cache")
+    urls = {
+        "o200k_base": "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken",
+        "cl100k_base": "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken",
+    }
+    url = urls.get(encoding)
+    if url is None or not (Path(cache_dir) / hashlib.sha1(url.encode()).hexdigest()).exists():
+        return None
+    enc = tiktoken.get_encoding(encoding)
+    return lambda text: len(enc.encode(text, disallowed_special=()))
+
+
+_offline_cache: dict[str, Counter | None] = {}
+
+
+def counter_for(provider: str, model: str, exact: Counter | None = None) -> tuple[Counter, str]:
+    """(count function, how it counts) for a model. ``exact`` comes from a provider that
+    has the model's own tokenizer (llama_local)."""
+    if exact is not None:
+        return exact, "exact"
+    if provider in ("openai", "redpill", "openrouter") or model.startswith(("gpt-", "o1", "o3", "text-embedding")):
+        enc = "o200k_base" if "4o" in model or model.startswith(("o1", "o3", "gpt-4.1", "gpt-5")) else "cl100k_base"
+        if enc not in _offline_cache:
+            _offline_cache[enc] = _tiktoken_offline(enc)
+        if _offline_cache[enc] is not None:
+            return _offline_cache[enc], f"tiktoken {enc}"  # type: ignore[return-value]
+    return estimate_tokens, "estimate"
+
+
+def count_messages(messages: Sequence[Message], count: Counter) -> int:
+    """Prompt tokens of a chat: content plus a per-message format overhead."""
+    return sum(count(m.content) + PER_MESSAGE_OVERHEAD for m in messages)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How many prompt tokens a call may send."""
+
+    window: int
+    max_output: int
+    margin: int = DEFAULT_MARGIN
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self.window - self.max_output - self.margin
+
+
+def make_budget(max_input_tokens: int | None, max_output_tokens: int | None, window: int | None = None,
+                margin: int = DEFAULT_MARGIN) -> Budget | None:
+    """The budget from settings and (for local models) the loaded context size."""
+    limits = [w for w in (max_input_tokens, window) if w]
+    if not limits:
+        return None
+    win = min(limits)
+    # The reserved output may take at most half the window: the seed's local model asks
+    # for 8,192 output tokens in an 8,192-token context, which would leave no prompt.
+    out = min(max_output_tokens or 0, win // 2)
+    return Budget(win, out, margin)
+
+
+def _cut_text(text: str, limit: int, count: Counter, keep: str) -> str:
+    """The longest head or tail (``keep`` = "head" | "tail") of ``text`` within ``limit`` tokens."""
+    if limit <= 0:
+        return ""
+    if count(text) <= limit:
+        return text
+    lo, hi = 0, len(text)  # number of characters kept; binary search for the largest that fits
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        piece = text[:mid] if keep == "head" else text[len(text) - mid:]
+        if count(piece) <= limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    return text[:lo] if keep == "head" else text[len(text) - lo:]
+
+
+def _middle_out(text: str, limit: int, count: Counter) -> str:
+    """Head and tail of ``text`` joined by an ellipsis, within ``limit`` tokens."""
+    room = limit - count(ELLIPSIS)
+    if room <= 0:
+        return _cut_text(text, limit, count, "tail")
+    head = _cut_text(text, room // 2, count, "head")
+    tail = _cut_text(text[len(head):], room - count(head), count, "tail")
+    return head + ELLIPSIS + tail
+
+
+@dataclass
+class Truncation:
+    messages: tuple[Message, ...]
+    before: int
+    after: int
+    dropped_messages: int
+    strategy: str
+
+    def note(self, budget: int) -> str:
+        return (f"truncated the prompt from {self.before:,} to {self.after:,} tokens ({self.strategy}; "
+                f"{self.dropped_messages} message(s) dropped) to fit a {budget:,}-token budget")
+
+
+def truncate(messages: Sequence[Message], budget: int, count: Counter, strategy: str = "keep-recent") -> Truncation:
+    """Fit ``messages`` into ``budget`` prompt tokens; the system prompt is always kept.
+
+    Raises ContextTooLongError when even the system prompt alone does not fit.
+    """
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"unknown truncation strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
+    msgs = list(messages)
+    before = count_messages(msgs, count)
+    if before <= budget:
+        return Truncation(tuple(msgs), before, before, 0, strategy)
+    system = [m for m in msgs if m.role == "system"]
+    turns = [m for m in msgs if m.role != "system"]
+    room = budget - count_messages(system, count)
+    if room < PER_MESSAGE_OVERHEAD + 1 or not turns:
+        raise ContextTooLongError(f"the system prompt alone ({before - count_messages(turns, count):,} tokens) does not fit a {budget:,}-token budget")
+
+    if strategy == "middle-out":
+        # Shorten the longest turn in its middle first; then fall back to keep-recent.
+        longest = max(range(len(turns)), key=lambda i: len(turns[i].content))
+        others = count_messages(turns, count) - count_messages([turns[longest]], count)
+        limit = room - others - PER_MESSAGE_OVERHEAD
+        if limit > count(ELLIPSIS):
+            turns[longest] = Message(turns[longest].role, _middle_out(turns[longest].content, limit, count))
+            kept = turns
+        else:
+            kept = _keep_recent(turns, room, count)
+    elif strategy == "head-tail":
+        kept = _head_tail(turns, room, count)
+    else:
+        kept = _keep_recent(turns, room, count)
+    out = tuple(system + kept)
+    return Truncation(out, before, count_messages(out, count), len(turns) - len(kept), strategy)
+
+
+def _keep_recent(turns: list[Message], room: int, count: Counter) -> list[Message]:
+    kept: list[Message] = []
+    used = 0
+    for m in reversed(turns):
+        cost = count(m.content) + PER_MESSAGE_OVERHEAD
+        if used + cost <= room:
+            kept.insert(0, m)
+            used += cost
+            continue
+        if not kept:  # the newest turn alone is too long: keep its end
+            kept.insert(0, Message(m.role, _cut_text(m.content, room - PER_MESSAGE_OVERHEAD, count, "tail")))
+        break
+    return kept
+
+
+def _head_tail(turns: list[Message], room: int, count: Counter) -> list[Message]:
+    if len(turns) < 3:
+        return _keep_recent(turns, room, count)
+    first = turns[0]
+    first_cost = count(first.content) + PER_MESSAGE_OVERHEAD
+    if first_cost >= room // 2:  # the opening turn would crowd out the latest: keep-recent instead
+        return _keep_recent(turns, room, count)
+    tail = _keep_recent(turns[1:], room - first_cost, count)
+    return [first, *tail]
+
+
+_LIMIT_PATTERNS = (
+    # OpenAI-style: "maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens"
+    re.compile(r"maximum context length is (\d[\d,]*) tokens.*?resulted in (\d[\d,]*) tokens", re.S | re.I),
+    # Anthropic-style: "prompt is too long: 210000 tokens > 200000 maximum"
+    re.compile(r"(?P<actual>\d[\d,]*) tokens > (?P<limit>\d[\d,]*) maximum", re.I),
+)
+
+
+def shrink_from_error(message: str, default: float = 0.75) -> float:
+    """How much to shrink after a provider's "too long": from the numbers it states when it
+    states them (limit / actual, with 5% slack), else ``default``."""
+    for pattern in _LIMIT_PATTERNS:
+        m = pattern.search(message)
+        if m:
+            groups = m.groupdict()
+            limit, actual = (groups["limit"], groups["actual"]) if groups else (m.group(1), m.group(2))
+            limit_n, actual_n = int(limit.replace(",", "")), int(actual.replace(",", ""))
+            if actual_n > 0 and limit_n < actual_n:
+                return max(0.05, limit_n / actual_n * 0.95)
+    return default
+
+
+def fit_request(request, count: Counter, window: int | None, strategy: str | None, shrink: float = 1.0):
+    """Return (request, notes): the request fitted to its model's budget.
+
+    A cheap upper bound (UTF-8 bytes: no tokenizer makes more tokens than bytes, and the
+    estimate is below it too) settles the common case without counting. ``shrink`` < 1
+    tightens the budget after a provider said "too long" despite our count.
+    """
+    from dataclasses import replace
+
+    s = request.settings
+    budget = make_budget(s.max_input_tokens, s.max_output_tokens, window)
+    if budget is None:
+        return request, []
+    notes: list[str] = []
+    if s.max_output_tokens and budget.max_output < s.max_output_tokens:
+        notes.append(f"max output capped at {budget.max_output:,} tokens: the window is {budget.window:,}")
+    limit = budget.prompt_tokens
+    if shrink < 1.0:  # the provider refused what we counted as fitting: aim below its actual size
+        limit = int(min(limit, count_messages(request.messages, count)) * shrink)
+    upper = sum(len(m.content.encode("utf-8")) + PER_MESSAGE_OVERHEAD for m in request.messages)
+    if upper <= limit and shrink == 1.0:
+        return (replace(request, settings=replace(s, max_output_tokens=budget.max_output)) if notes else request), notes
+    if count_messages(request.messages, count) <= limit:
+        return (replace(request, settings=replace(s, max_output_tokens=budget.max_output)) if notes else request), notes
+    if not strategy:
+        raise ContextTooLongError(
+            f"the prompt ({count_messages(request.messages, count):,} tokens) exceeds the {limit:,}-token budget "
+            f"and truncation is off")
+    cut = truncate(request.messages, limit, count, strategy)
+    notes.append(cut.note(limit))
+    return replace(request, messages=cut.messages, settings=replace(s, max_output_tokens=budget.max_output)), notes

@@ -1,0 +1,269 @@
+"""Anthropic, Claude-on-Vertex and Gemini wire formats against httpx.MockTransport fixtures
+written from the public API documentation. The request we SEND (URL, headers, body) is
+asserted, not only the parsing of the answer."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import numpy as np
+import pytest
+
+from conftest import SECRET, assert_no_secret
+
+from eliza_nb.core.errors import AuthError, MissingKeyError, NotFoundError, RateLimitedError, StreamInterrupted
+from eliza_nb.core.runtime import Runtime
+
+VERTEX_TOKEN = "ya29.a0-Vertex-Token-Never-Show-1234567890"
+
+
+class Recorder:
+    """A MockTransport handler that records requests and answers from a list (last repeats)."""
+
+    def __init__(self, *answers: httpx.Response) -> None:
+        self.answers = list(answers)
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+
+    def body(self, i: int = -1) -> dict:
+        return json.loads(self.requests[i].content)
+
+
+def sse(*events: tuple[str | None, dict], crlf: bool = False) -> httpx.Response:
+    nl = "\r\n" if crlf else "\n"
+    text = "".join((f"event: {name}{nl}" if name else "") + f"data: {json.dumps(data)}{nl}{nl}" for name, data in events)
+    return httpx.Response(200, text=text, headers={"content-type": "text/event-stream"})
+
+
+def runtime(home, handler, env, config=None, fake_time=None) -> Runtime:
+    kw = {"sleep": fake_time.sleep, "clock": fake_time.clock} if fake_time else {}
+    return Runtime(home, config=config or {}, env=env, transport=httpx.MockTransport(handler), **kw)
+
+
+# -- Anthropic Messages API ----------------------------------------------------------------------
+MESSAGE = {
+    "id": "msg_013Zva2CMHLNnXjNJJKqJ2EF", "type": "message", "role": "assistant",
+    "model": "claude-3-5-haiku-20241022",
+    "content": [{"type": "text", "text": "Paris is the capital."}],
+    "stop_reason": "end_turn", "stop_sequence": None, "usage": {"input_tokens": 21, "output_tokens": 6},
+}
+STREAM = [
+    ("message_start", {"type": "message_start", "message": {
+        "id": "msg_1", "type": "message", "role": "assistant", "content": [], "model": "claude-3-5-haiku-20241022",
+        "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 25, "output_tokens": 1}}}),
+    ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+    ("ping", {"type": "ping"}),
+    ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hello"}}),
+    ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "!"}}),
+    ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+    ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                       "usage": {"output_tokens": 15}}),
+    ("message_stop", {"type": "message_stop"}),
+]
+
+
+def test_anthropic_request_shape_and_answer(home):
+    rec = Recorder(httpx.Response(200, json=MESSAGE))
+    rt = runtime(home, rec, {"ANTHROPIC_API_KEY": SECRET})
+    r = rt.generate([{"role": "user", "content": "Capital of France?"}, {"role": "assistant", "content": "Let me think."},
+                     {"role": "user", "content": "Well?"}],
+                    provider="anthropic", system="Be brief.", temperature=1.4, stop=["\n\nHuman:", "  "],
+                    presence_penalty=0.7, frequency_penalty=0.0, seed=3, max_tokens=300)
+    req = rec.requests[0]
+    assert str(req.url) == "https://api.anthropic.com/v1/messages"
+    assert req.headers["x-api-key"] == SECRET and req.headers["anthropic-version"] == "2023-06-01"
+    assert req.headers["content-type"] == "application/json" and "authorization" not in req.headers
+    assert rec.body() == {
+        "model": "claude-3-5-haiku-20241022", "max_tokens": 300, "system": "Be brief.",
+        "messages": [{"role": "user", "content": "Capital of France?"}, {"role": "assistant", "content": "Let me think."},
+                     {"role": "user", "content": "Well?"}],
+        "temperature": 1.0, "stop_sequences": ["\n\nHuman:"],
+    }
+    assert r.text == "Paris is the capital." and r.finish_reason == "stop"
+    assert (r.usage.prompt_tokens, r.usage.completion_tokens) == (21, 6)
+    assert r.notes == [
+        "temperature 1.4 clamped to 1.0: Anthropic's range is 0-1",
+        "whitespace-only stop sequences dropped: Anthropic rejects them",
+        "presence_penalty=0.7 dropped: the Messages API has no such parameter",
+        "seed=3 dropped: the Messages API has no such parameter",
+    ]
+
+
+def test_anthropic_always_sends_max_tokens_capped_per_model(home):
+    rec = Recorder(httpx.Response(200, json=MESSAGE))
+    rt = runtime(home, rec, {"ANTHROPIC_API_KEY": SECRET})
+    r = rt.generate("hi", provider="anthropic:large")  # catalog: 8192; claude-3-opus takes 4096
+    assert rec.body()["max_tokens"] == 4096 and rec.body()["model"] == "claude-3-opus-20240229"
+    assert "max_output_tokens 8192 capped at 4096: claude-3-opus-20240229's output limit" in r.notes
+    assert "system" not in rec.body()
+
+
+def test_anthropic_streaming_events(home):
+    rec = Recorder(sse(*STREAM))
+    rt = runtime(home, rec, {"ANTHROPIC_API_KEY": SECRET})
+    s = rt.stream("hi", provider="anthropic")
+    assert list(s) == ["Hello", "!"]
+    assert rec.body()["stream"] is True
+    assert s.result.text == "Hello!" and s.result.finish_reason == "stop"
+    assert (s.result.usage.prompt_tokens, s.result.usage.completion_tokens) == (25, 15)
+
+
+def test_anthropic_overloaded_event_before_text_is_retried(home, fake_time):
+    overloaded = sse(STREAM[0], ("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}))
+    rec = Recorder(overloaded, sse(*STREAM))
+    s = runtime(home, rec, {"ANTHROPIC_API_KEY": SECRET}, fake_time=fake_time).stream("hi", provider="anthropic")
+    assert s.text() == "Hello!"
+    assert [a.outcome for a in s.result.attempts] == ["TransientError", "ok"]
+    assert "Overloaded" in s.result.attempts[0].detail and len(fake_time.sleeps) == 1
+
+
+def test_anthropic_stream_cut_after_text_is_interrupted(home):
+    rec = Recorder(sse(*STREAM[:4]))  # no message_stop
+    with pytest.raises(StreamInterrupted) as info:
+        runtime(home, rec, {"ANTHROPIC_API_KEY": SECRET}).stream("hi", provider="anthropic").text()
+    assert info.value.partial == "Hello" and "message_stop" in str(info.value)
+
+
+def test_anthropic_errors(home, fake_time):
+    not_found = httpx.Response(404, json={"type": "error", "error": {"type": "not_found_error", "message": "model: claude-9"}})
+    rec = Recorder(not_found)
+    with pytest.raises(NotFoundError, match=r"^\[anthropic\] .*HTTP 404.*model: claude-9"):
+        runtime(home, rec, {"ANTHROPIC_API_KEY": SECRET}).generate("hi", provider="anthropic:claude-9")
+    rec = Recorder(httpx.Response(429, json={"type": "error", "error": {"type": "rate_limit_error", "message": "slow"}},
+                                  headers={"retry-after": "7"}), httpx.Response(200, json=MESSAGE))
+    r = runtime(home, rec, {"ANTHROPIC_API_KEY": SECRET}, fake_time=fake_time).generate("hi", provider="anthropic")
+    assert r.text == "Paris is the capital." and fake_time.sleeps == [7.0]
+
+
+# -- Claude on Vertex AI ------------------------------------------------------------------------
+def test_vertex_raw_predict_url_auth_and_body(home):
+    rec = Recorder(httpx.Response(200, json=MESSAGE))
+    rt = runtime(home, rec, {"VERTEX_ACCESS_TOKEN": VERTEX_TOKEN, "GOOGLE_CLOUD_PROJECT": "my-proj"})
+    r = rt.generate("hi", provider="claude_vertex", system="Be brief.", max_tokens=50)
+    req = rec.requests[0]
+    assert str(req.url) == ("https://us-east5-aiplatform.googleapis.com/v1/projects/my-proj/locations/us-east5/"
+                            "publishers/anthropic/models/claude-3-5-haiku@20241022:rawPredict")
+    assert req.headers["authorization"] == f"Bearer {VERTEX_TOKEN}" and "x-api-key" not in req.headers
+    body = rec.body()
+    assert "model" not in body and body["anthropic_version"] == "vertex-2023-10-16"
+    assert body["max_tokens"] == 50 and body["system"] == "Be brief." and body["messages"] == [{"role": "user", "content": "hi"}]
+    assert r.text == "Paris is the capital." and r.provider == "claude_vertex"
+
+
+def test_vertex_stream_raw_predict_with_region_from_env(home):
+    rec = Recorder(sse(*STREAM, crlf=True))
+    env = {"GOOGLE_ACCESS_TOKEN": VERTEX_TOKEN, "GOOGLE_CLOUD_PROJECT": "p1", "VERTEX_REGION": "europe-west1"}
+    s = runtime(home, rec, env).stream("hi", provider="claude_vertex:medium")
+    assert s.text() == "Hello!"
+    assert str(rec.requests[0].url) == ("https://europe-west1-aiplatform.googleapis.com/v1/projects/p1/locations/"
+                                        "europe-west1/publishers/anthropic/models/claude-3-5-sonnet-v2@20241022:streamRawPredict")
+    assert rec.body()["stream"] is True and rec.body()["anthropic_version"] == "vertex-2023-10-16"
+
+
+def test_vertex_global_region_and_project_from_config(home):
+    rec = Recorder(httpx.Response(200, json=MESSAGE))
+    config = {"providers": {"claude_vertex": {"region": "global", "project": "cfg-proj"}}}
+    runtime(home, rec, {"VERTEX_ACCESS_TOKEN": VERTEX_TOKEN}, config).generate("hi", provider="claude_vertex")
+    assert str(rec.requests[0].url).startswith(
+        "https://aiplatform.googleapis.com/v1/projects/cfg-proj/locations/global/publishers/anthropic/models/")
+
+
+def test_vertex_missing_project_or_token_is_one_line(home):
+    rec = Recorder(httpx.Response(200, json=MESSAGE))
+    with pytest.raises(MissingKeyError, match=r"^\[claude_vertex\] no Google Cloud project: set GOOGLE_CLOUD_PROJECT"):
+        runtime(home, rec, {"VERTEX_ACCESS_TOKEN": VERTEX_TOKEN}).generate("hi", provider="claude_vertex")
+    with pytest.raises(MissingKeyError, match=r"^\[claude_vertex\] no access token: set VERTEX_ACCESS_TOKEN"):
+        runtime(home, rec, {"GOOGLE_CLOUD_PROJECT": "p"}).generate("hi", provider="claude_vertex")
+    assert not rec.requests
+
+
+# -- Gemini --------------------------------------------------------------------------------------
+GEMINI = {
+    "candidates": [{"content": {"parts": [{"text": "Paris."}], "role": "model"}, "finishReason": "STOP", "index": 0}],
+    "usageMetadata": {"promptTokenCount": 9, "candidatesTokenCount": 2, "totalTokenCount": 11},
+    "modelVersion": "gemini-1.5-flash-002",
+}
+
+
+def test_gemini_generate_request_shape(home):
+    rec = Recorder(httpx.Response(200, json=GEMINI))
+    rt = runtime(home, rec, {"GEMINI_API_KEY": SECRET})  # the alias variable
+    r = rt.generate([{"role": "user", "content": "Capital?"}, {"role": "assistant", "content": "Of?"},
+                     {"role": "user", "content": "France"}], provider="google", system="Be brief.",
+                    temperature=0.0, max_tokens=64, stop=["a", "b", "c", "d", "e", "f"], presence_penalty=0.5,
+                    repetition_penalty=0.3, seed=11)
+    req = rec.requests[0]
+    assert str(req.url) == "https://generativelanguage.googleapis.com/v1beta/models/gemini-1.5-flash-latest:generateContent"
+    assert req.headers["x-goog-api-key"] == SECRET and SECRET not in str(req.url)
+    assert rec.body() == {
+        "contents": [{"role": "user", "parts": [{"text": "Capital?"}]}, {"role": "model", "parts": [{"text": "Of?"}]},
+                     {"role": "user", "parts": [{"text": "France"}]}],
+        "systemInstruction": {"parts": [{"text": "Be brief."}]},
+        "generationConfig": {"temperature": 0.0, "maxOutputTokens": 64, "presencePenalty": 0.5, "seed": 11,
+                             "stopSequences": ["a", "b", "c", "d", "e"]},
+    }
+    assert r.text == "Paris." and r.finish_reason == "stop" and r.model == "gemini-1.5-flash-002"
+    assert (r.usage.prompt_tokens, r.usage.completion_tokens) == (9, 2)
+    assert r.notes == ["stop: google takes at most 5; sent the first 5 of 6",
+                       "repetition_penalty=0.3 dropped: Gemini has no repetition penalty"]
+
+
+def test_gemini_stream_sse(home):
+    chunks = [
+        {"candidates": [{"content": {"parts": [{"text": "The capital"}], "role": "model"}, "index": 0}],
+         "usageMetadata": {"promptTokenCount": 9}},
+        {"candidates": [{"content": {"parts": [{"text": " is Paris."}], "role": "model"}, "finishReason": "STOP", "index": 0}],
+         "usageMetadata": {"promptTokenCount": 9, "candidatesTokenCount": 5, "totalTokenCount": 14}},
+    ]
+    rec = Recorder(sse(*[(None, c) for c in chunks], crlf=True))
+    s = runtime(home, rec, {"GOOGLE_GENERATIVE_AI_API_KEY": SECRET}).stream("Capital of France?", provider="google:large")
+    assert list(s) == ["The capital", " is Paris."]
+    assert str(rec.requests[0].url) == ("https://generativelanguage.googleapis.com/v1beta/models/"
+                                        "gemini-1.5-pro-latest:streamGenerateContent?alt=sse")
+    assert (s.result.usage.prompt_tokens, s.result.usage.completion_tokens) == (9, 5)
+
+
+def test_gemini_blocked_prompt_says_so(home):
+    rec = Recorder(httpx.Response(200, json={"promptFeedback": {"blockReason": "SAFETY"},
+                                             "usageMetadata": {"promptTokenCount": 4}}))
+    r = runtime(home, rec, {"GEMINI_API_KEY": SECRET}).generate("x", provider="google")
+    assert r.text == "" and r.finish_reason == "blocked"
+    assert r.notes == ["Gemini blocked the prompt (SAFETY); no text was generated"]
+
+
+def test_gemini_embeddings_single_and_batch(home):
+    rec = Recorder(httpx.Response(200, json={"embedding": {"values": [0.1, 0.2, 0.3]}}))
+    rt = runtime(home, rec, {"GEMINI_API_KEY": SECRET})
+    adapter = rt.provider("google")
+    one = adapter.embed(["hello"], "text-embedding-004", 10)
+    assert str(rec.requests[0].url).endswith("/v1beta/models/text-embedding-004:embedContent")
+    assert rec.body() == {"model": "models/text-embedding-004", "content": {"parts": [{"text": "hello"}]}}
+    assert one.shape == (1, 3) and one.dtype == np.float32
+    rec.answers = [httpx.Response(200, json={"embeddings": [{"values": [1.0, 0.0]}, {"values": [0.0, 1.0]}]})]
+    two = adapter.embed(["a", "b"], "text-embedding-004", 10)
+    assert str(rec.requests[1].url).endswith(":batchEmbedContents")
+    assert rec.body() == {"requests": [{"model": "models/text-embedding-004", "content": {"parts": [{"text": "a"}]}},
+                                       {"model": "models/text-embedding-004", "content": {"parts": [{"text": "b"}]}}]}
+    assert two.tolist() == [[1.0, 0.0], [0.0, 1.0]]
+
+
+def test_gemini_bad_key_and_quota_errors(home, fake_time):
+    bad_key = httpx.Response(400, json={"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.",
+                                                  "status": "INVALID_ARGUMENT"}})
+    with pytest.raises(AuthError) as info:
+        runtime(home, Recorder(bad_key), {"GEMINI_API_KEY": SECRET}).generate("x", provider="google")
+    assert "API key not valid" in str(info.value) and str(info.value).startswith("[google]")
+    assert_no_secret(info.value)
+    exhausted = httpx.Response(429, json={"error": {
+        "code": 429, "message": "Resource has been exhausted (e.g. check quota).", "status": "RESOURCE_EXHAUSTED",
+        "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "13s"}]}})
+    rec = Recorder(exhausted, httpx.Response(200, json=GEMINI))
+    r = runtime(home, rec, {"GEMINI_API_KEY": SECRET}, fake_time=fake_time).generate("x", provider="google")
+    assert r.text == "Paris." and fake_time.sleeps == [13.0]
+    with pytest.raises(RateLimitedError):
+        runtime(home, Recorder(exhausted), {"GEMINI_API_KEY": SECRET}, {"retry": {"max_attempts": 1}}).generate(
+            "x", provider="google")
