@@ -86,15 +86,16 @@ def main() -> None:
         rows.append((c, wall, ideal, ideal / wall, errors, df.latency_s.median() * 1000))
     rt.close()
     server.shutdown()
-    lines = [f"Benchmark runner: {args.calls} calls, server answers after {args.delay_ms:.0f} ms (streamed), target >= 0.80 of ideal",
-             "", "| concurrency | wall s | ideal s | fraction of ideal throughput | errors | p50 call ms |",
+    lines = [f"{args.calls} cases through `eliza_nb.benchmark`, server answering after {args.delay_ms:.0f} ms "
+             "(streamed); target >= 0.80 of the ideal throughput", "",
+             "| concurrency | wall s | ideal s | fraction of ideal throughput | errors | p50 call ms |",
              "|---:|---:|---:|---:|---:|---:|",
              *[f"| {c} | {w:.3f} | {i:.3f} | {f:.2f} | {e} | {p:.1f} |" for c, w, i, f, e, p in rows]]
-    table = "\n".join(lines)
-    print(table)
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "runner.md").write_text(table + "\n", encoding="utf-8")
+    sys.path.insert(0, str(ROOT / "bench"))
+    from common import write_result
+
+    write_result("runner", "Benchmark runner: concurrency against a 50 ms server", "\n".join(lines),
+                 f"bench/runner.py --calls {args.calls} --delay-ms {args.delay_ms:g}")
 
 
 if __name__ == "__main__":

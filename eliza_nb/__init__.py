@@ -182,10 +182,10 @@ def __getattr__(name: str) -> Any:
         from .core import vectors
 
         return getattr(vectors, name)
-    if name == "cache":  # eliza_nb.cache.stats() / clear() / prune(): a small module, loaded on first use
+    if name in ("cache", "replay"):  # eliza_nb.cache.stats(), eliza_nb.replay.record(...): loaded on first use
         import importlib
 
-        return importlib.import_module(".cache", __name__)
+        return importlib.import_module(f".{name}", __name__)
     if name == "errors":
         from .core import errors
 

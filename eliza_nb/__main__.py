@@ -16,9 +16,13 @@ from pathlib import Path
 def _prepare() -> int:
     from .core.errors import ElizaError
     from .core.home import home_dir
-    from .providers.local_models import MINILM, SMOLLM2, package_path, prepare_embedding_model
+    from .providers.local_models import MINILM, SMOLLM2, package_path, prepare_embedding_model, setup_problem
 
     home = home_dir()
+    problem = setup_problem()  # every missing package in one command, not one per run
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
     try:
         chat = package_path(SMOLLM2)
         t0 = time.perf_counter()

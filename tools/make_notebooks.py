@@ -62,10 +62,309 @@ QUICKSTART = [
 ]
 
 
+SETUP_NOTE = ("Everything runs on the embedded local models: no API key, no download. If their packages are "
+              "missing, the first cell prints the exact `%pip install` line.")
+
+
+def first_cell(extra: str = "") -> object:
+    """Every tour starts the same way; %load_ext says what to install if the local models are missing."""
+    return key("%load_ext eliza_nb\nimport eliza_nb\nimport pandas as pd\n" + extra)
+
+
+TUNING = [
+    new_markdown_cell(
+        "# Tuning: presets, the parameter panel, temperature and context budgets\n\n" + SETUP_NOTE +
+        " Outputs are stable from run to run: temperature 0 or fixed seeds throughout."
+    ),
+    first_cell('pd.set_option("display.max_colwidth", 120)'),
+    new_markdown_cell(
+        "## Presets\n"
+        "A preset sets temperature and penalties in one word. Settings merge in layers, "
+        "**catalog < preset < session < call**, and `None` means *not set*: an explicit `temperature=0` "
+        "survives every layer."
+    ),
+    key("pd.DataFrame(eliza_nb.presets.table()).T"),
+    new_markdown_cell("Make one a session default; `%eliza config` shows what the next call uses and where each value comes from."),
+    key("%eliza config set preset precise\n%eliza config"),
+    new_markdown_cell(
+        "## The parameter panel\n"
+        "The panel edits the same session as `%eliza config`: click a preset or move a slider and the next "
+        "`%%eliza generate` uses it; `↺` unsets a value. Below, the code does what a click would."
+    ),
+    key("%eliza panel -o panel"),
+    key('panel.preset.value = "creative"          # what clicking "creative" does\n'
+        'panel.sliders["temperature"].value = 0.3  # what dragging the slider does\n'
+        'state = eliza_nb.runtime().session.state\n'
+        'print("session:", state.preset, state.settings.temperature)'),
+    key("%eliza config reset\nprint('after reset:', eliza_nb.runtime().session.state.preset)"),
+    new_markdown_cell(
+        "## Temperature, side by side\n"
+        "The same prompt at three temperatures, three seeds each. At 0 the model always picks its most likely "
+        "token, so every seed gives the same text; higher temperatures sample more widely. A fixed `seed` makes "
+        "each sample reproducible."
+    ),
+    key('prompt = "Suggest a name for a coffee shop."\n'
+        "temperatures = [0.0, 0.7, 1.4]\n"
+        "seeds = [1, 2, 3]\n"
+        "side = pd.DataFrame(\n"
+        '    {f"t={t}": [eliza_nb.generate(prompt, temperature=t, seed=s, max_tokens=16).text.strip() for s in seeds]\n'
+        "     for t in temperatures},\n"
+        '    index=[f"seed {s}" for s in seeds],\n'
+        ")\n"
+        "side"),
+    key('print("distinct answers per temperature:", side.nunique().to_dict())'),
+    new_markdown_cell(
+        "## Context budgets and truncation\n"
+        "Before every call the runtime checks that the prompt fits: budget = context window − reserved output − "
+        "a margin. A prompt over budget is cut at message boundaries, and the Result says how (`r.notes`). "
+        "The system prompt is always kept. Strategies: `keep-recent` (drop the oldest turns), `head-tail` "
+        "(keep the first turn too), `middle-out` (cut the middle of one long document), `off` (refuse).\n\n"
+        "A long chat: twelve notes, then a question about the last one. `max_input_tokens=240` stands in for a "
+        "small context window."
+    ),
+    new_code_cell('chat = []\n'
+                  'for i in range(1, 13):\n'
+                  '    chat += [{"role": "user", "content": f"Note {i}: the team for project {i} meets in room {100 + i}."},\n'
+                  '             {"role": "assistant", "content": f"Noted: project {i} meets in room {100 + i}."}]\n'
+                  'chat.append({"role": "user", "content": "Which room does project 12 meet in?"})\n'
+                  'full = eliza_nb.generate(chat, temperature=0, max_tokens=20)\n'
+                  'print(f"whole chat: {full.usage.prompt_tokens} prompt tokens -> {full.text}")'),
+    key("rows = []\n"
+        'for strategy in ["keep-recent", "head-tail", "middle-out", "off"]:\n'
+        "    try:\n"
+        "        r = eliza_nb.generate(chat, truncation=strategy, max_input_tokens=240, max_tokens=20, temperature=0)\n"
+        '        rows.append({"truncation": strategy, "prompt_tokens": r.usage.prompt_tokens, "answer": r.text, "note": "; ".join(r.notes)})\n'
+        "    except eliza_nb.errors.ContextTooLongError as exc:\n"
+        '        rows.append({"truncation": strategy, "prompt_tokens": None, "answer": "(refused)", "note": str(exc)})\n'
+        "budgets = pd.DataFrame(rows)\n"
+        "budgets"),
+    new_markdown_cell("Every call above is in the usage ledger, with its preset."),
+    key('eliza_nb.usage()[["kind", "model", "preset", "prompt_tokens", "completion_tokens", "latency_s"]].tail(5)'),
+]
+
+
+EMBEDDINGS = [
+    new_markdown_cell(
+        "# Embeddings: a DataFrame column, the cache, similarity search, the explorer\n\n" + SETUP_NOTE +
+        " Vectors come from all-MiniLM-L6-v2: 384 dimensions, unit length."
+    ),
+    first_cell("import hashlib\nimport numpy as np"),
+    new_markdown_cell("## Embed a column\n`eliza_nb.embed(df.text)` returns a Series of vectors with the frame's index."),
+    key("df = pd.DataFrame({\n"
+        '    "topic": ["baking"] * 4 + ["finance"] * 4 + ["space"] * 4,\n'
+        '    "text": [\n'
+        '        "Feed your sourdough starter flour and water every day.",\n'
+        '        "Let the bread dough rise until it doubles in size.",\n'
+        '        "Bake the loaf in a hot oven with steam for a crisp crust.",\n'
+        '        "Butter and sugar are creamed together for a light cake.",\n'
+        '        "The central bank raised interest rates again.",\n'
+        '        "Index funds spread your savings across many companies.",\n'
+        '        "Bond prices fall when interest rates rise.",\n'
+        '        "A budget tracks where your monthly income goes.",\n'
+        '        "The rocket reached orbit ten minutes after launch.",\n'
+        '        "Astronauts trained for months before the moon landing.",\n'
+        '        "The telescope photographed a distant spiral galaxy.",\n'
+        '        "Mars has the largest volcano in the solar system.",\n'
+        "    ],\n"
+        "})\n"
+        'df["vector"] = eliza_nb.embed(df.text)\n'
+        'print(len(df), "texts ->", df.vector.iloc[0].shape, df.vector.iloc[0].dtype)\n'
+        'df[["topic", "text"]].head(3)'),
+    new_markdown_cell(
+        "## The cache\n"
+        "Every vector is cached twice: in memory (recent vectors) and on disk in `$ELIZA_NB_HOME/cache`, keyed by "
+        "provider, model, dimensions and the exact text. `eliza_nb.cache.stats()` shows both tiers."
+    ),
+    key('eliza_nb.cache.stats()[["tier", "model", "dims", "entries", "hits", "misses"]]'),
+    new_markdown_cell(
+        "### After a restart\n"
+        "A kernel restart empties memory, not the disk. A fresh Python process (standing in for the restarted "
+        "kernel) embeds the same texts: every vector comes from the disk tier, the model is never loaded, and "
+        "the vectors are bit-for-bit the ones above."
+    ),
+    key("import json, subprocess, sys\n"
+        "fresh = subprocess.run([sys.executable, \"-c\", \"\"\"\n"
+        "import hashlib, json, sys, time, eliza_nb\n"
+        "texts = json.load(sys.stdin)\n"
+        "t0 = time.perf_counter()\n"
+        "vectors = eliza_nb.embed(texts)\n"
+        "took = time.perf_counter() - t0\n"
+        "usage = eliza_nb.usage()\n"
+        "stats = eliza_nb.cache.stats()\n"
+        "disk = stats[stats.tier == 'disk']\n"
+        "print(f'fresh process: {len(texts)} vectors in {took * 1000:.0f} ms; '\n"
+        "      f'provider calls: {int((~usage.cache_hit).sum())}; disk hits: {int(disk.hits.sum())}')\n"
+        "print('vectors sha256:', hashlib.sha256(vectors.tobytes()).hexdigest()[:16])\n"
+        "\"\"\"], input=json.dumps(list(df.text)), capture_output=True, text=True, check=True)\n"
+        "print(fresh.stdout.strip())\n"
+        'print("this kernel sha256:  ", hashlib.sha256(np.stack(df.vector).tobytes()).hexdigest()[:16])'),
+    new_markdown_cell(
+        "## Similarity search\n"
+        "Cosine similarity against every row; the query is embedded through the same cache."
+    ),
+    key('eliza_nb.similar("How do I keep my sourdough alive?", df.text, k=3)'),
+    new_markdown_cell("The same from a cell, over the frame's vector column:"),
+    key("%eliza similar rockets flying to other planets --in df -k 3"),
+    new_markdown_cell(
+        "## The explorer\n"
+        "A 2-D map (PCA) of the vectors, coloured by topic: hover a point to read it, click it for its nearest "
+        "neighbours. The three topics form three groups."
+    ),
+    key("eliza_nb.explorer(df, labels=df.topic)"),
+]
+
+
+BENCHMARK = [
+    new_markdown_cell(
+        "# Benchmarking models and presets\n\n" + SETUP_NOTE +
+        " The benchmark below runs on the embedded SmolLM2-135M; add remote models (`\"openai:gpt-4o-mini\"`, "
+        "`\"groq:small\"`, ...) to the `models` list once their keys are set."
+    ),
+    first_cell('pd.set_option("display.max_colwidth", 60)'),
+    new_markdown_cell("## Cases\nEach case has an input and what a good answer contains."),
+    new_code_cell("cases = [\n"
+                  '    {"id": "france", "input": "What is the capital of France?", "expected": "Paris"},\n'
+                  '    {"id": "japan", "input": "What is the capital of Japan?", "expected": "Tokyo"},\n'
+                  '    {"id": "water", "input": "What is the chemical formula of water?", "expected": "H2O"},\n'
+                  '    {"id": "colour", "input": "What colour is the sky on a clear day?", "expected": "blue"},\n'
+                  "]"),
+    new_markdown_cell(
+        "## Run it\n"
+        "Every model × preset × case, twice, one call at a time (a local model answers one call at a time anyway, "
+        "so concurrent calls would only queue). Each call goes through the runtime with the cache off, so timings "
+        "are real; `seed=7` makes even the `creative` runs reproducible. `scorer=\"contains\"` scores 1 when "
+        "the answer contains the expected text."
+    ),
+    key('results = eliza_nb.benchmark(cases, models=["llama_local:small"], presets=["precise", "balanced", "creative"],\n'
+        '                             repeats=2, concurrency=1, scorer="contains", max_tokens=24, seed=7, progress=False)\n'
+        'print(len(results), "runs")\n'
+        'results[["model", "preset", "case_id", "repeat", "output", "latency_s", "score"]].head(6)'),
+    new_markdown_cell("## Summary\nPer model × preset: latency percentiles, tokens per second, mean score, cost and error rate."),
+    key("summary = results.summary()\nsummary"),
+    new_markdown_cell("Latency against score (an inline SVG, no network):"),
+    key("results.chart()"),
+    new_markdown_cell("The same results as sortable tables with bars (click a header):"),
+    key("eliza_nb.benchmark_view(results)"),
+    new_markdown_cell(
+        "## The usage ledger and cost\n"
+        "Every call of the session is a ledger row: tokens, latency, cost (local models are free; an unknown "
+        "price is NaN, not 0)."
+    ),
+    key('eliza_nb.usage(by="model")'),
+    new_markdown_cell(
+        "What the same token counts would cost at the catalog's prices for some paid models (an estimate: "
+        "each provider's tokenizer counts a little differently)."
+    ),
+    key("ledger = eliza_nb.usage()\n"
+        "prompt, completion = int(ledger.prompt_tokens.sum()), int(ledger.completion_tokens.sum())\n"
+        "catalog = eliza_nb.runtime().catalog\n"
+        "rows = []\n"
+        'for provider, model in [("openai", "gpt-4o-mini"), ("openai", "gpt-4o"), ("anthropic", "claude-3-5-haiku-20241022"),\n'
+        '                        ("groq", "llama-3.1-8b-instant"), ("google", "gemini-1.5-flash-latest")]:\n'
+        "    price_in, price_out = catalog.get(provider).price(model)\n"
+        '    rows.append({"provider": provider, "model": model, "usd_per_1M_in": price_in, "usd_per_1M_out": price_out,\n'
+        '                 "estimated_usd": (prompt * price_in + completion * price_out) / 1e6})\n'
+        'print(f"{len(ledger)} calls, {prompt:,} prompt + {completion:,} completion tokens")\n'
+        "pd.DataFrame(rows)"),
+]
+
+
+PROVIDERS = [
+    new_markdown_cell(
+        "# Every provider, and a notebook anyone can re-run\n\n"
+        "eliza_nb speaks to eleven providers, each through its key variable. This notebook calls every remote "
+        "one; with no key set it runs from **`providers.replay`**, the archive recorded beside it, so "
+        "*Run All* works anywhere (Binder included) and shows the recorded answers, each marked **replayed**.\n\n"
+        "**About this archive:** this repository has no paid keys, so the committed archive was recorded "
+        "against a loopback stand-in (`tools/standin_server.py`): the real adapters, requests and settings "
+        "mapping, but the answers are the small local SmolLM2 model's, not the providers'. Every replayed "
+        "answer carries that note. To record the real thing, set your keys and run this notebook with "
+        "`ELIZA_NB_RECORD=1` in the environment."
+    ),
+    first_cell('import os\npd.set_option("display.max_colwidth", 80)'),
+    new_markdown_cell(
+        "## Keys\n"
+        "Each provider reads its key from an environment variable (or a `.env` file beside the notebook). "
+        "This table shows the variable and whether it is set, never the key."
+    ),
+    key('eliza_nb.providers()[["provider", "protocol", "key_variable", "key_present", "small", "embedding"]]'),
+    new_markdown_cell(
+        "## Record or replay\n"
+        "`eliza_nb.replay.record(path)` (or `%eliza record PATH`) writes every generation and embedding of the "
+        "session to an archive: JSON lines and raw float32 vectors, no keys, no headers, stable bytes that diff "
+        "cleanly in git. `eliza_nb.replay.replay(path)` (or `%eliza replay PATH`) answers matching requests from it."
+    ),
+    key('ARCHIVE = "providers.replay"\n'
+        'if os.environ.get("ELIZA_NB_RECORD") == "1":  # the author, with keys: record a new archive\n'
+        "    eliza_nb.replay.record(ARCHIVE)\n"
+        "else:                                         # everyone else: answers come from the archive\n"
+        "    eliza_nb.replay.replay(ARCHIVE)\n"
+        "print(eliza_nb.replay.status())"),
+    new_markdown_cell(
+        "## One question to every remote provider\n"
+        "Temperature 0 and a token cap, so the recording is stable. Each provider's adapter maps the settings "
+        "to its own API (Anthropic and Gemini differ from OpenAI's) and says in `r.notes` what it had to drop."
+    ),
+    key('QUESTION = "What is the capital of France? Answer in one sentence."\n'
+        'REMOTE = ["openai", "anthropic", "claude_vertex", "grok", "groq", "llama_cloud", "google", "redpill",\n'
+        '          "openrouter", "heurist", "ollama"]\n'
+        "rows = []\n"
+        "for provider in REMOTE:\n"
+        "    try:\n"
+        "        r = eliza_nb.generate(QUESTION, provider=provider, temperature=0, max_tokens=30)\n"
+        '        rows.append({"provider": provider, "model": r.model, "answer": r.text.strip(),\n'
+        '                     "tokens": f"{r.usage.prompt_tokens}→{r.usage.completion_tokens}", "replayed": r.replayed})\n'
+        "    except eliza_nb.errors.ElizaError as exc:  # e.g. recording without this provider's key\n"
+        '        rows.append({"provider": provider, "answer": f"({exc})"})\n'
+        "answers = pd.DataFrame(rows)\n"
+        "answers"),
+    new_markdown_cell(
+        "A magic streams as usual; a replayed answer streams too, and its footer says **replayed** "
+        "(hover the ⓘ for the notes)."
+    ),
+    key("%%eliza generate -p groq -t 0 --max-tokens 40 -o colours\nName three primary colours."),
+    new_markdown_cell(
+        "## Embeddings\n"
+        "Providers with an embedding model return vectors of their own size; `similar` works on any of them."
+    ),
+    key('texts = ["A cat sleeps on the sofa.", "Stocks fell sharply today.", "The kitten chased a ball of yarn."]\n'
+        'vectors = eliza_nb.embed(texts, provider="openai")\n'
+        'print("openai:", vectors.shape)\n'
+        'eliza_nb.similar("a playful young cat", texts, k=2, provider="google")'),
+    new_markdown_cell(
+        "## What a replay refuses\n"
+        "A request the archive has no answer for (here, a changed question) is refused in one line naming the "
+        "field that differs from the nearest recorded request. `%eliza replay PATH --fallthrough` (or "
+        "`strict=False`) sends such requests to the provider instead, which then needs its key."
+    ),
+    key('if eliza_nb.runtime().replay.mode == "replay":\n'
+        "    try:\n"
+        '        eliza_nb.generate("What is the capital of Spain? Answer in one sentence.", provider="openai",\n'
+        "                          temperature=0, max_tokens=30)\n"
+        "    except eliza_nb.errors.ReplayMismatch as exc:\n"
+        "        print(exc)"),
+    new_markdown_cell("Replayed calls are in the usage ledger too, marked `replayed`, at no cost."),
+    key('eliza_nb.usage()[["kind", "provider", "model", "prompt_tokens", "completion_tokens", "cost_usd", "replayed"]]'),
+    new_markdown_cell("`%eliza replay --off` (or `eliza_nb.replay.stop()`) goes back to live calls; when recording, it completes the archive."),
+    key("%eliza replay --off"),
+]
+
+NOTEBOOKS = {
+    "quickstart.ipynb": QUICKSTART,
+    "tuning.ipynb": TUNING,
+    "embeddings.ipynb": EMBEDDINGS,
+    "benchmark.ipynb": BENCHMARK,
+    "providers.ipynb": PROVIDERS,
+}
+
+
 def write(name: str, cells: list) -> Path:
     nb = new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
+    # nbformat gives every cell a random id; stable ids keep regenerated notebooks byte-identical
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"{Path(name).stem}-{i:02d}"
     path = ROOT / name
     nbformat.write(nb, path)
     return path
@@ -73,4 +372,5 @@ def write(name: str, cells: list) -> Path:
 
 if __name__ == "__main__":
     ROOT.mkdir(exist_ok=True)
-    print(write("quickstart.ipynb", QUICKSTART))
+    for name, cells in NOTEBOOKS.items():
+        print(write(name, cells))

@@ -50,7 +50,7 @@ def score_json_valid(output: str, expected: Any = None) -> float:
     try:
         json.loads(fenced.group(1) if fenced else text)
         return 1.0
-    except ValueError:
+    except (ValueError, RecursionError):  # nested deeper than json follows: not usable JSON
         return 0.0
 
 

@@ -128,7 +128,10 @@ def decode_record(blob: bytes) -> tuple[dict[str, Any], memoryview]:
     (n,) = struct.unpack_from("<I", blob, 4)
     if 8 + n > len(blob):
         raise ValueError("truncated cache record")
-    header = json.loads(blob[8:8 + n])
+    try:
+        header = json.loads(blob[8:8 + n])
+    except RecursionError:  # a crafted header nested deeper than json can follow
+        raise ValueError("bad cache record header") from None
     if not isinstance(header, dict):
         raise ValueError("bad cache record header")
     return header, memoryview(blob)[8 + n:]
@@ -175,7 +178,7 @@ def parse_tag(tag: str) -> dict[str, Any]:
     """kind / provider / model / dims of a tag (unknown parts None; never raises)."""
     try:
         parts = json.loads(tag)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         parts = None
     if not isinstance(parts, list) or not parts:
         return {"kind": "unknown", "provider": None, "model": None, "dims": None}
@@ -242,6 +245,7 @@ class Cache:
             if bad:
                 disk.rejected += len(bad)
                 disk.delete(bad)
+                disk.verify_once()  # a record that fails its checks may be the sign of a damaged file
             if values:
                 self.memory.put_many(values.items(), tag)
                 found.update(values)
@@ -264,6 +268,7 @@ class Cache:
             if value is None:
                 disk.rejected += 1
                 disk.delete([key])
+                disk.verify_once()
             else:
                 self.memory.put(key, value, tag)
         with self._lock:  # one lock for both tiers' counts: this path is timed in microseconds

@@ -11,16 +11,20 @@ else must not be able to run code or delete files, so:
 - values are written inline (MODE_RAW, no files) with one UPSERT per entry, many
   entries per transaction;
 - eviction is our own ``DELETE`` by the configured policy; no file is ever removed;
-- settings are always ours (unknown rows are dropped before diskcache reads them) and
-  the connection runs with ``trusted_schema = OFF``.
+- settings are always ours (unknown rows, and pragma rows with values not ours, are
+  dropped before diskcache pastes them into PRAGMA statements), triggers and views other
+  than diskcache's own are dropped (they would run the file's SQL on our reads and
+  writes), and the connection runs with ``trusted_schema = OFF``.
 
-A store that SQLite reports as corrupt is moved aside (renamed with a timestamp) and
-rebuilt once, with a warning; a home that cannot be written turns the tier off.
+A store that SQLite reports as corrupt (or that fails ``quick_check`` once a record in it
+failed its checksum) is moved aside (renamed with a timestamp) and rebuilt once, with a
+warning; a home that cannot be written turns the tier off.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -46,6 +50,16 @@ _KNOWN_SETTINGS = (
     "sqlite_cache_size", "sqlite_journal_mode", "sqlite_mmap_size", "sqlite_synchronous",
     "disk_min_file_size", "disk_pickle_protocol", "count", "size", "hits", "misses",
 )
+
+
+#: the pragmas we open every store with (diskcache keeps them in Settings as sqlite_*)
+_PRAGMAS = {"sqlite_auto_vacuum": 1, "sqlite_cache_size": 2**13, "sqlite_journal_mode": "wal",
+            "sqlite_mmap_size": 2**26, "sqlite_synchronous": 1}
+#: diskcache's own triggers (they keep Settings' count and size), whitespace-normalised
+_DISKCACHE_TRIGGER = re.compile(
+    r'CREATE TRIGGER (?:IF NOT EXISTS )?Settings_(?:count|size)_(?:insert|update|delete) '
+    r'AFTER (?:INSERT|UPDATE|DELETE) ON Cache FOR EACH ROW BEGIN '
+    r'UPDATE Settings SET value = value(?: [+-] (?:1|NEW\.size|OLD\.size))+ WHERE key = "(?:count|size)"; END')
 
 
 class DiskUnavailable(Exception):
@@ -86,6 +100,7 @@ class DiskTier:
         self._lock = threading.RLock()
         self.disabled: str | None = None  # the reason, once the tier is off
         self.rejected = 0  # rows refused on read (wrong mode, bad header, NaN)
+        self._verified = False  # quick_check ran this session (see verify_once)
 
     @property
     def path(self) -> Path:
@@ -108,8 +123,7 @@ class DiskTier:
         store = diskcache.Cache(
             str(self.directory), timeout=self.timeout_s, size_limit=self.size_limit,
             eviction_policy=self.policy if self.policy in _ORDER else "none", cull_limit=0,
-            statistics=0, tag_index=0, disk_min_file_size=2**30, sqlite_auto_vacuum=1,
-            sqlite_cache_size=2**13, sqlite_journal_mode="wal", sqlite_mmap_size=2**26, sqlite_synchronous=1,
+            statistics=0, tag_index=0, disk_min_file_size=2**30, **_PRAGMAS,
         )
         store.close()
         con = self._connect()
@@ -124,14 +138,30 @@ class DiskTier:
         return con
 
     def _sanitise_settings(self) -> None:
-        """Drop Settings rows diskcache would turn into PRAGMA statements but we did not write."""
+        """Before diskcache opens the store, take out what a crafted file could make it run.
+
+        diskcache runs ``PRAGMA {key} = {value}`` for every ``sqlite_*`` row of Settings
+        when it connects (values pasted into the SQL), so rows we did not write, and
+        pragma rows whose values are not ours, go (diskcache writes ours back). Triggers
+        and views run SQL of the file's choosing on our reads and writes (a trigger can
+        rewrite every entry we store); only diskcache's own bookkeeping triggers stay.
+        """
         con = self._connect()
         try:
             marks = ",".join("?" * len(_KNOWN_SETTINGS))
             con.execute(f"DELETE FROM Settings WHERE key NOT IN ({marks})", _KNOWN_SETTINGS)
+            for key, value in _PRAGMAS.items():
+                con.execute("DELETE FROM Settings WHERE key = ? AND value IS NOT ?", (key, value))
         except sqlite3.OperationalError as exc:
             if "no such table" not in str(exc):
                 raise
+        try:
+            active = con.execute("SELECT type, name, sql FROM sqlite_master WHERE type IN ('trigger', 'view')").fetchall()
+            for kind, name, sql in active:
+                if kind == "trigger" and _DISKCACHE_TRIGGER.fullmatch(" ".join(str(sql or "").split())):
+                    continue
+                quoted = '"' + str(name).replace('"', '""') + '"'
+                con.execute(f"DROP {'TRIGGER' if kind == 'trigger' else 'VIEW'} IF EXISTS {quoted}")
         finally:
             con.close()
 
@@ -180,15 +210,31 @@ class DiskTier:
             self._disable(err)
             return
         self._inode = None
-        self._warn(f"eliza_nb cache: {self.path} was unreadable ({exc}); moved it to {target} "
+        self._warn(f"eliza_nb cache: {self.path} was unreadable ({' '.join(str(exc).split())}); moved it to {target} "
                    "and started a new cache")
 
     def _disable(self, exc: BaseException) -> None:
         self.close()
-        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        reason = " ".join(str(getattr(exc, "strerror", None) or exc).split()) or type(exc).__name__
         self.disabled = f"{self.directory}: {reason}"
         self._warn(f"eliza_nb cache: cannot use the disk cache at {self.directory} ({reason}); "
                    "caching in memory only for this session")
+
+    def verify_once(self) -> None:
+        """Ask SQLite whether the file is damaged, once per session, after a record failed
+        its checksum or header check: damage SQLite's read path does not notice (a value's
+        bytes, an index page) would otherwise stay until some later write trips on it.
+        A damaged store is moved aside and rebuilt like any other."""
+        if self._verified:
+            return
+        self._verified = True
+
+        def op(con: sqlite3.Connection) -> None:
+            row = con.execute("PRAGMA quick_check(1)").fetchone()  # O(file size): rare, and only once
+            if row != ("ok",):
+                raise sqlite3.DatabaseError(f"database disk image is malformed ({row[0] if row else 'no answer'})")
+
+        self._run(op, None)
 
     # -- records ---------------------------------------------------------------------
     def get_many(self, keys: Sequence[bytes]) -> dict[bytes, bytes]:

@@ -25,10 +25,16 @@ from .types import ModelClass, ModelSettings
 PROTOCOLS = ("openai", "anthropic", "claude_vertex", "google", "llama_local")
 
 
+_CLASSES: dict[str, ModelClass] = {c.value: c for c in ModelClass}
+
+
 def parse_model_class(value: str | ModelClass) -> ModelClass:
     """``"small"`` -> ModelClass.SMALL, or a one-line error listing the classes."""
     if isinstance(value, ModelClass):
         return value
+    found = _CLASSES.get(value) if type(value) is str else None  # every call resolves one: skip Enum()'s lookup
+    if found is not None:
+        return found
     try:
         return ModelClass(str(value).strip().lower())
     except ValueError:
@@ -145,6 +151,10 @@ class Catalog:
 
     def get(self, provider: str) -> ProviderEntry:
         """The entry for a provider id, or a one-line error listing the valid ids."""
+        if type(provider) is str:  # the hot path (several lookups per call): an exact id
+            entry = self._providers.get(provider)
+            if entry is not None:
+                return entry
         pid = str(provider).strip().lower()
         try:
             return self._providers[pid]
@@ -163,8 +173,9 @@ def find_key(entry: ProviderEntry, env: Mapping[str, str] | None = None, dotenv_
     """
     env = os.environ if env is None else env
     for var in entry.key_env:
-        if env.get(var):
-            return env[var], var
+        value = env.get(var)  # once: every call looks its key up twice, and os.environ decodes each read
+        if value:
+            return value, var
     dotenv = _dotenv_values(dotenv_dir or Path.cwd())
     for var in entry.key_env:
         if dotenv.get(var):

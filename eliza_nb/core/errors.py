@@ -109,3 +109,15 @@ class InvalidEmbeddingError(BadResponseError, ValueError):
 class BudgetExceeded(ElizaError):
     """The configured spending cap refuses further paid calls (a free provider later in a
     failover chain may still answer)."""
+
+
+class ReplayArchiveError(ConfigError):
+    """A replay archive that cannot be read (truncated, a newer format, edited by hand);
+    the message names the file and line. Nothing from such an archive is used."""
+
+
+class ReplayMismatch(ElizaError):
+    """Strict replay met a request the archive has no answer for; the message names the
+    field that differs from the nearest recorded request."""
+
+    failover = False

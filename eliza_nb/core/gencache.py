@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from .cache import KEY_VERSION, Cache, canonical_json, decode_record, encode_record
 
@@ -79,6 +80,59 @@ def _decode_generations(records: Mapping[bytes, bytes]) -> tuple[dict[bytes, Any
             if header.get("kind") != "generate" or not isinstance(answer, dict) or not isinstance(answer.get("text"), str):
                 raise ValueError("not a generation record")
             values[key] = answer
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: JSON nested too deep
             bad.append(key)
     return values, bad
+
+
+class _Flights:
+    """Requests being answered right now, by key: the first caller owns one, the others
+    wait on its event (single-flight)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._events: dict[str, tuple[threading.Event, int]] = {}
+
+    def claim(self, key: str) -> tuple[bool, threading.Event | None]:
+        """(owned, event to wait on). The owner's own thread never waits for itself (a
+        half-read stream of the same request in that thread would block it)."""
+        me = threading.get_ident()
+        with self._lock:
+            held = self._events.get(key)
+            if held is None:
+                self._events[key] = (threading.Event(), me)
+                return True, None
+            return False, (None if held[1] == me else held[0])
+
+    def release(self, key: str) -> None:
+        with self._lock:
+            held = self._events.pop(key, None)
+        if held is not None:
+            held[0].set()
+
+
+_flights_lock = threading.Lock()
+
+
+def single_flight(cache: Cache, request: Any, calls: Iterator[str], wait_s: float) -> Iterator[str]:
+    """Run the pipeline generator ``calls`` as the only call for ``request`` in flight.
+
+    Identical cached calls made at the same time (threads, a benchmark, a double click)
+    would each pay for the same answer: the first runs, the others wait for it (bounded
+    by ``wait_s``) and then find it in the cache through their own pipeline. If the first
+    failed, each waiter runs on its own (a failure is never cached).
+    """
+    flights = cache.__dict__.get("_generation_flights")
+    if flights is None:
+        with _flights_lock:
+            flights = cache.__dict__.setdefault("_generation_flights", _Flights())
+    key = generation_key(request)
+    owned, owner = flights.claim(key)
+    if not owned:
+        if owner is not None:
+            owner.wait(wait_s)
+        return (yield from calls)
+    try:
+        return (yield from calls)
+    finally:
+        flights.release(key)

@@ -9,13 +9,14 @@ on error: classify, retry with backoff / truncate once / fail over (all bounded)
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from .catalog import parse_model_class  # noqa: F401  (re-exported for callers of the old names)
 from .errors import ConfigError, ContextTooLongError, ElizaError, StreamInterrupted
-from .gencache import cached_generation, store_generation
+from .gencache import cached_generation, single_flight, store_generation
 from .ledger import LedgerRow, cost_usd
 from .ratelimit import estimate_request_tokens
 from .types import Attempt, Message, ModelSettings, Request, Result, Target, as_messages
@@ -88,6 +89,21 @@ def split_options(rt: Runtime, options: Mapping[str, Any]) -> tuple[dict[str, An
 
 def plan_call(rt: Runtime, prompt: Any, options: Mapping[str, Any]) -> Plan:
     """Validate and resolve everything a call needs; raises before any provider work."""
+    if not options:  # the common call: what it resolves to is kept until what it depends on changes
+        memo = getattr(rt, "_plan_memo", None)
+        defaults, failover = rt.config.get("defaults"), rt.config.get("failover")
+        if (memo is not None and memo[0] == rt.session.version and memo[1] is rt.catalog and memo[2] is rt.retry
+                and memo[3] is rt.cache.config and memo[4] == defaults and memo[5] == failover):
+            return Plan(messages=as_messages(prompt, None), call={}, preset=None, timeout_s=memo[6],
+                        targets=list(memo[7]), cache=memo[8], truncation=memo[9])
+        version = rt.session.version  # read before resolving: a change meanwhile is not kept
+        plan = _plan_call(rt, prompt, options)
+        rt._plan_memo = (version, rt.catalog, rt.retry, rt.cache.config, copy.deepcopy(defaults), copy.deepcopy(failover),
+                         plan.timeout_s, tuple(plan.targets), plan.cache, plan.truncation)
+        return plan
+    return _plan_call(rt, prompt, options)
+
+def _plan_call(rt: Runtime, prompt: Any, options: Mapping[str, Any]) -> Plan:
     opts, call = split_options(rt, options)
     messages = as_messages(prompt, opts.get("system"))
     selection = None
@@ -111,9 +127,11 @@ def plan_call(rt: Runtime, prompt: Any, options: Mapping[str, Any]) -> Plan:
     )
 
 def _truncation_option(rt: Runtime, opts: Mapping[str, Any]) -> str | None:
+    value = opts.get("truncation", (rt.config.get("defaults") or {}).get("truncation", "keep-recent"))
+    if value == "keep-recent":  # the default, on every call: no need to consult the strategy list
+        return value
     from .tokens import STRATEGIES
 
-    value = opts.get("truncation", (rt.config.get("defaults") or {}).get("truncation", "keep-recent"))
     if value in (None, False, "off", "none"):
         return None
     if value not in STRATEGIES:
@@ -121,6 +139,24 @@ def _truncation_option(rt: Runtime, opts: Mapping[str, Any]) -> str | None:
     return str(value)
 
 def run(rt: Runtime, plan: Plan, *, streaming: bool) -> Iterator[str]:
+    """Run a planned call (a generator: text chunks when streaming, the Result as its value).
+
+    When record/replay is on (core/replay.py), it wraps the whole call once: it answers
+    from its archive before any stage below runs, or records what answered.
+    """
+    calls = _run_targets(rt, plan, streaming=streaming)
+    if plan.cache:  # identical calls at the same time make one provider call
+        calls = single_flight(rt.cache, planned_request(rt, plan), calls, rt.retry.max_total_s + plan.timeout_s)
+    replay = getattr(rt, "replay", None)
+    return calls if replay is None else replay.run(rt, plan, streaming, calls)
+
+def planned_request(rt: Runtime, plan: Plan) -> Request:
+    """The request as the caller asked for it: first target, merged settings, before truncation."""
+    target = plan.targets[0]
+    return Request(target, with_default_system(rt, target, plan.messages),
+                   rt.effective_settings(target, plan.preset, plan.call), plan.timeout_s)
+
+def _run_targets(rt: Runtime, plan: Plan, *, streaming: bool) -> Iterator[str]:
     messages, call, preset, timeout, targets = plan.messages, plan.call, plan.preset, plan.timeout_s, plan.targets
     attempts: list[Attempt] = []
     started = rt._clock()
@@ -230,7 +266,7 @@ def _call_once(rt: Runtime, adapter: Any, request: Request, streaming: bool, t0:
                     completion = chunk.completion
         except ElizaError as exc:
             if parts and not isinstance(exc, StreamInterrupted):
-                raise StreamInterrupted(f"stream cut after {len(parts)} chunks: {exc}", provider=request.target.provider, partial="".join(parts)) from None
+                raise StreamInterrupted(f"stream cut after {len(parts)} chunks: {exc.args[0] if exc.args else exc}", provider=request.target.provider, partial="".join(parts)) from None
             raise
         finally:
             close = getattr(stream, "close", None)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 
-@dataclass
+@dataclass(slots=True)  # one per call, kept for the session: slots make it a third of the size and cheaper to build
 class LedgerRow:
     time: float
     kind: str  # "generate" | "stream" | "embed" | "image"
@@ -23,6 +23,7 @@ class LedgerRow:
     cache_hit: bool = False
     error: str | None = None
     items: int = 1  # texts in an embedding batch
+    replayed: bool = False  # answered from a replay archive (core/replay.py), not a provider
 
 
 def cost_usd(prices: tuple[float, float], prompt_tokens: int | None, completion_tokens: int | None) -> float:
@@ -83,7 +84,7 @@ class Ledger:
         import pandas as pd
 
         cols = list(LedgerRow.__dataclass_fields__)
-        records = [r.__dict__ for r in self.rows()]
+        records = [[getattr(r, c) for c in cols] for r in self.rows()]
         df = pd.DataFrame.from_records(records, columns=cols)
         df["time"] = pd.to_datetime(df["time"], unit="s")
         return df

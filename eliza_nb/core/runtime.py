@@ -55,6 +55,7 @@ class Runtime:
         self.ledger = Ledger()
         self.cache = Cache(self.home, CacheConfig.from_mapping(self.config.get("cache")), warn=self.warn)
         self._embeddings: Any = None
+        self.replay: Any = None  # a Recorder or Replayer (core/replay.py) while one is on
         self.spending = SpendingCap.from_config(self.config.get("budget"))
         self._transport = transport
         self._sleep, self._clock = sleep, clock
@@ -63,6 +64,8 @@ class Runtime:
         self._http: Any = None
         self._lock = threading.Lock()
         self._warned: set[str] = set()
+        self._merged: tuple[Any, ...] | None = None  # effective_settings' last (layers..., result)
+        self._plan_memo: tuple[Any, ...] | None = None  # generation.plan_call's last plan without options
         self.warnings: list[str] = []
 
     # -- set-up --------------------------------------------------------------------
@@ -96,6 +99,9 @@ class Runtime:
 
     def http_client(self) -> Any:
         """The one shared httpx.Client: pooled connections, reused across calls and streams."""
+        http = self._http
+        if http is not None:  # every call asks: no lock once it exists
+            return http
         with self._lock:
             if self._http is None:
                 import httpx
@@ -169,8 +175,18 @@ class Runtime:
     def effective_settings(self, target: Target, preset: str | None = None, call: Mapping[str, Any] | None = None) -> ModelSettings:
         """catalog < preset < session < call (None never overrides)."""
         state = self.session.state
-        entry = self.catalog.get(target.provider)
-        return merge_settings(entry.settings, self.presets.get(preset if preset is not None else state.preset), state.settings, call)
+        layers = (self.catalog.get(target.provider).settings,
+                  self.presets.get(preset if preset is not None else state.preset), state.settings)
+        if call:
+            return merge_settings(*layers, call)
+        # Without call arguments the merge is a pure function of three immutable layers, and
+        # every call repeats it: keep the last one (held layers cannot be reused ids).
+        memo = self._merged
+        if memo is not None and memo[0] is layers[0] and memo[1] is layers[1] and memo[2] is layers[2]:
+            return memo[3]
+        merged = merge_settings(*layers)
+        self._merged = (*layers, merged)
+        return merged
 
     # -- generation ------------------------------------------------------------------
     def generate(self, prompt: str | Iterable[Message | Mapping[str, str]], **options: Any) -> Result:
@@ -227,6 +243,8 @@ class Runtime:
         ``options``: ``regenerate=True`` (ask the provider again, store under the key of
         the size it returns), ``normalize=False`` (keep the provider's lengths).
         """
+        if self.replay is not None:  # record/replay sees every embedding call, cache hits included
+            return self.replay.embed(self, texts, provider, model, options)
         return self.embeddings.embed(texts, provider, model, **options)
 
     @property

@@ -35,6 +35,7 @@ class Session:
         self._initial = replace(self._state)
         self._observers: list[Observer] = []
         self._lock = threading.RLock()
+        self.version = 0  # bumped by every change: lets callers keep what they derived from a state
 
     @property
     def state(self) -> SessionState:
@@ -73,6 +74,8 @@ class Session:
                     self._state.settings = new
                     for k, v in setting_changes.items():
                         fired.append((k, getattr(new, k)))
+            if fired:
+                self.version += 1
         for name, value in fired:
             for fn in list(self._observers):
                 fn(name, value)

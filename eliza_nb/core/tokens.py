@@ -250,8 +250,13 @@ def fit_request(request, count: Counter, window: int | None, strategy: str | Non
 
     s = request.settings
     budget = make_budget(s.max_input_tokens, s.max_output_tokens, window)
-    if budget is None:
-        return request, []
+    guessed = budget is None
+    if guessed:
+        if shrink >= 1.0:
+            return request, []
+        # No known window, but the provider said "too long": aim below what was sent,
+        # or the retry would send the very same prompt.
+        budget = Budget(count_messages(request.messages, count) + (s.max_output_tokens or 0), s.max_output_tokens or 0, 0)
     notes: list[str] = []
     if s.max_output_tokens and budget.max_output < s.max_output_tokens:
         notes.append(f"max output capped at {budget.max_output:,} tokens: the window is {budget.window:,}")
@@ -267,6 +272,11 @@ def fit_request(request, count: Counter, window: int | None, strategy: str | Non
         raise ContextTooLongError(
             f"the prompt ({count_messages(request.messages, count):,} tokens) exceeds the {limit:,}-token budget "
             f"and truncation is off")
-    cut = truncate(request.messages, limit, count, strategy)
+    try:
+        cut = truncate(request.messages, limit, count, strategy)
+    except ContextTooLongError:
+        if guessed:  # too little to cut (the output, not the prompt, may be what is too long): the
+            return request, []  # retry gets the provider's own "too long" back, which is the clearer message
+        raise
     notes.append(cut.note(limit))
     return replace(request, messages=cut.messages, settings=replace(s, max_output_tokens=budget.max_output)), notes

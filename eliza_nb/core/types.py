@@ -111,10 +111,17 @@ class ModelSettings:
 
     def as_dict(self, include_unset: bool = False) -> dict[str, Any]:
         """The settings as a plain dict; unset (None) values are left out by default."""
-        out = {n: getattr(self, n) for n in _SETTING_NAMES}
         if include_unset:
-            return out
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in out.items() if v is not None}
+            return {n: getattr(self, n) for n in _SETTING_NAMES}
+        # Every call's Result carries this dict: the instance is immutable, so the set values
+        # are found once and each caller gets its own copy (lists copied too).
+        plain = self.__dict__.get("_plain")
+        if plain is None:
+            plain = {n: v for n in _SETTING_NAMES if (v := getattr(self, n)) is not None}
+            object.__setattr__(self, "_plain", plain)
+        if self.stop is None:
+            return dict(plain)
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in plain.items()}
 
 
 _SETTING_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(ModelSettings))
@@ -220,6 +227,7 @@ class Result:
     interrupted: bool = False
     cache_key: str | None = None
     selection: str | None = None  # "small: speed=fast (...)" when the class was chosen automatically
+    replayed: bool = False  # answered from a replay archive (core/replay.py), not a provider
 
     def __str__(self) -> str:
         return self.text
@@ -231,6 +239,8 @@ class Result:
         parts = [f"{self.provider}:{self.model}", toks, f"{self.latency_s * 1000:.0f} ms"]
         if self.cached:
             parts.append("cache hit")
+        if self.replayed:
+            parts.append("replayed")
         if self.interrupted:
             parts.append("interrupted")
         if self.selection:
@@ -254,6 +264,7 @@ class Result:
             "cached": self.cached,
             "cache_key": self.cache_key,
             "interrupted": self.interrupted,
+            "replayed": self.replayed,
             "selection": self.selection,
             "attempts": [dataclasses.asdict(a) for a in self.attempts],
             "notes": list(self.notes),

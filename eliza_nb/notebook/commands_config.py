@@ -47,7 +47,7 @@ def parse_value(rt: Any, key: str, values: list[str]) -> Any:
         if len(values) == 1 and values[0].lstrip().startswith("["):
             try:
                 stops = json.loads(values[0])
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 raise UsageError(f"stop: not a JSON list ({exc}); e.g. %eliza config set stop '[\"\\n\\n\", \"END\"]'") from None
             if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
                 raise UsageError("stop: expected a JSON list of strings, e.g. '[\"END\"]'")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from traitlets import Bool, CFloat, CInt, Enum, Float, List, Unicode, validate
+from traitlets import Bool, CFloat, CInt, Enum, Float, Int, List, Unicode, validate
 from traitlets.config import SingletonConfigurable
 
 from ..core.errors import ElizaError
@@ -61,6 +61,8 @@ class Eliza(SingletonConfigurable):
     default_format = Enum(("markdown", "text", "json", "code"), "markdown", help="How %%eliza generate renders when -f is not given.").tag(config=True)
     show_footer = Bool(True, help="Show the one-line footer (provider, model, tokens, latency, cache) under answers.").tag(config=True)
     stream_interval = Float(0.05, min=0.0, help="Seconds between streamed display updates (throttle).").tag(config=True)
+    max_cell_chars = Int(1_000_000, min=0, help="Largest %%eliza cell body (and magic line) accepted, in characters; "
+                         "0 for no limit. Above it the cell is refused with a one-line message.").tag(config=True)
 
     @validate("default_provider")
     def _valid_provider(self, proposal: Any) -> Any:

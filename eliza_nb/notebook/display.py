@@ -25,6 +25,7 @@ _BADGE = {
     "warn": "color:#b45309;font-weight:600",
     "good": "color:#15803d",
     "bad": "color:#b91c1c;font-weight:600",
+    "replay": "color:#1d4ed8;font-weight:600",
 }
 
 
@@ -53,8 +54,12 @@ def footer_parts(result: Result) -> list[tuple[str, str]]:
         parts.append((f"t {s['temperature']:g}", ""))
     if result.cached:
         parts.append(("cache hit", "good"))
+    if getattr(result, "replayed", False):  # from a replay archive: not a live answer
+        parts.append(("replayed", "replay"))
     if result.interrupted:
-        parts.append(("interrupted", "bad"))
+        # Say why (a cut connection reads differently from the stop button), on this one line.
+        why = next((n for n in result.notes if n.startswith("interrupted")), "interrupted")
+        parts.append((why, "bad"))
     selection = getattr(result, "selection", None)  # --auto: which class the runtime chose, and why
     if selection:
         parts.append((f"auto → {selection}", ""))
@@ -138,7 +143,7 @@ def render_bundle(result: Result, fmt: str = "markdown", footer: bool = True) ->
     if fmt == "json":
         try:
             obj = json.loads(_strip_fence(text))
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # a model's answer can nest deeper than json follows
             note = f"not valid JSON: {exc}"
             return {"text/plain": f"{text}\n— {note}{tail}", "text/markdown": f"```\n{text}\n```\n\n**{note}**\n\n{small}"}
         pretty = json.dumps(obj, indent=2, ensure_ascii=False)

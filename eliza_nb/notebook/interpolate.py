@@ -8,17 +8,35 @@ and dunder attributes are refused, so a prompt can never run code.
 
 from __future__ import annotations
 
+import re
 import string
 from typing import Any, Mapping
+
+#: the largest width or precision a format spec may ask for: ``{x:>999999999}`` would
+#: otherwise build a gigabyte string and take the kernel down
+MAX_SPEC_NUMBER = 10_000
+_NUMBERS = re.compile(r"\d+")
 
 
 class InterpolationError(ValueError):
     """One-line problem with a prompt template."""
 
+    def __init__(self, message: str) -> None:
+        from .parser import one_line
+
+        super().__init__(one_line(message))
+
 
 class _NamespaceFormatter(string.Formatter):
     def __init__(self, namespace: Mapping[str, Any]) -> None:
         self.namespace = namespace
+
+    def format_field(self, value: Any, format_spec: str) -> Any:
+        for number in _NUMBERS.findall(format_spec):
+            if len(number) > 6 or int(number) > MAX_SPEC_NUMBER:
+                raise InterpolationError(f"format spec {format_spec[:40]!r}: widths and precisions above "
+                                         f"{MAX_SPEC_NUMBER:,} are not interpolated")
+        return super().format_field(value, format_spec)
 
     def get_field(self, field_name: str, args: Any, kwargs: Any) -> Any:
         first, rest = _split_field(field_name)

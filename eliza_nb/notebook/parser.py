@@ -9,13 +9,25 @@ then handed to an :mod:`argparse` parser per subcommand. Every problem becomes a
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """``text`` with control characters shown escaped (``\\x0c``): a token echoed back in a
+    message must not break it into lines (str.splitlines breaks on \\x0b-\\x0d, \\x1c-\\x1e, ...)."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
 
 class MagicUsageError(ValueError):
     """A malformed magic line; the message is one line and includes the valid form."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(one_line(message))
 
 
 class HelpRequested(Exception):
@@ -184,6 +196,19 @@ def register_subcommand(name: str, make_parser: Callable[[], MagicParser], args_
 
 
 
+_PARSERS: dict[str, tuple[Callable[[], MagicParser], MagicParser]] = {}
+
+
+def _parser_for(entry: Subcommand) -> MagicParser:
+    """The subcommand's parser, built once: building one costs more than the rest of a
+    ``%%eliza generate`` cell's own work (argparse formats help and looks up translations per
+    option), and ``parse_args`` keeps no state on the parser, so one instance serves every line."""
+    cached = _PARSERS.get(entry.name)
+    if cached is None or cached[0] is not entry.make_parser:  # re-registered: build the new one
+        cached = _PARSERS[entry.name] = (entry.make_parser, entry.make_parser())
+    return cached[1]
+
+
 def parse_line(line: str) -> tuple[str, Any]:
     """``'generate -t 0 -o ans'`` -> ``('generate', GenerateArgs(temperature=0.0, output='ans'))``."""
     try:
@@ -199,7 +224,7 @@ def parse_line(line: str) -> tuple[str, Any]:
     if entry is None:
         raise MagicUsageError(f"unknown subcommand {name!r}; choose one of: {', '.join(SUBCOMMANDS)}")
     try:
-        ns = entry.make_parser().parse_args(rest)
+        ns = _parser_for(entry).parse_args(rest)
     except argparse.ArgumentError as exc:
         raise MagicUsageError(str(exc)) from None
     values = {f.name: getattr(ns, f.name) for f in fields(entry.args_type) if hasattr(ns, f.name)}

@@ -141,12 +141,38 @@ def write_sidecar(path: Path, dims: int) -> None:
     os.replace(tmp, _sidecar(path))
 
 
+def _stamp(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def _remember_verified(path: Path, info: dict[str, Any], stamp: list[int]) -> None:
+    """Note in the sidecar that the file, as it is now (size, mtime, inode), hashed right.
+
+    Only for a file that had not changed for a while (a write within the same clock tick
+    would keep its mtime); best effort: a read-only home just hashes again next time.
+    """
+    import time
+
+    if time.time_ns() - stamp[1] < 2_000_000_000:
+        return
+    tmp = _sidecar(path).with_name(f".{path.name}.json.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps({**info, "verified": stamp}), encoding="utf-8")
+        os.replace(tmp, _sidecar(path))
+    except OSError:
+        tmp.unlink(missing_ok=True)
+
+
 def check_gguf(path: Path, expected_dims: int) -> str | None:
     """None when ``path`` is a whole GGUF of our current conversion with ``expected_dims``;
     otherwise the reason it is not (missing, truncated, corrupt, wrong dims, old version).
 
-    Checked against the sidecar written after conversion (size + sha256: ~0.1 s for
-    90 MB), so a partial or damaged file is never handed to llama.cpp.
+    Checked against the sidecar written after conversion (size + sha256), so a partial or
+    damaged file is never handed to llama.cpp. Hashing 90 MB costs ~0.1 s from the page
+    cache and seconds from a cold disk, at every session's first embedding: once a hash
+    matched, the sidecar keeps the file's size, mtime and inode, and a file that still
+    has all three is not hashed again (any write or replacement changes them).
     """
     try:
         size = path.stat().st_size
@@ -165,6 +191,10 @@ def check_gguf(path: Path, expected_dims: int) -> str | None:
     with open(path, "rb") as fh:
         if fh.read(4) != b"GGUF":
             return "not a GGUF file"
+    stamp = _stamp(path)
+    if info.get("verified") == stamp:
+        return None
     if _sha256(path) != info.get("sha256"):
         return "corrupt (checksum mismatch)"
+    _remember_verified(path, {k: v for k, v in info.items() if k != "verified"}, stamp)
     return None

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from ..core import redact
 from ..core.errors import (
     AuthError,
     BadResponseError,
@@ -227,6 +228,7 @@ def post(
     what: str,
 ) -> httpx.Response:
     """POST a JSON body; a 2xx response (body read), or a typed error."""
+    redact.remember(key)  # a server may echo it back in headers, which httpcore logs at DEBUG
     try:
         response = client.post(url, json=body, headers=headers, timeout=timeout_for(timeout_s))
     except httpx.HTTPError as exc:
@@ -285,6 +287,7 @@ class SSEStream:
         what: str,
     ) -> None:
         self.provider, self.key, self.what, self.timeout_s = provider, key, what, timeout_s
+        redact.remember(key)
         request = client.build_request("POST", url, json=body, headers={**headers, "Accept": "text/event-stream"},
                                        timeout=timeout_for(timeout_s))
         try:

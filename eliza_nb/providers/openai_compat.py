@@ -70,13 +70,16 @@ class OpenAICompatProvider:
             body["stop"] = cap_list(notes, "stop", s.stop, self._max_stop, self.id)
         for name in ("frequency_penalty", "presence_penalty", "seed"):
             value = getattr(s, name)
+            if value is None:  # not set: nothing to send or drop (checked first: every call passes here)
+                continue
             if name in self._drops:
                 drop(notes, self.id, name, value)
             elif not is_neutral(name, value):  # 0 is every OpenAI-style API's default
                 body[name] = value
-        if self._rep_param and "repetition_penalty" not in self._drops:
-            if s.repetition_penalty is not None:
-                body[self._rep_param] = 1.0 + s.repetition_penalty
+        if s.repetition_penalty is None:
+            pass
+        elif self._rep_param and "repetition_penalty" not in self._drops:
+            body[self._rep_param] = 1.0 + s.repetition_penalty
         else:
             drop(notes, self.id, "repetition_penalty", s.repetition_penalty,
                  f"{self.id}'s API has no repetition penalty (set repetition_penalty_param in its catalog entry if it has one)")

@@ -118,7 +118,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         with server.lock:  # type: ignore[attr-defined]
             server.requests.append(Recorded(self.command, self.path, dict(self.headers), body))  # type: ignore[attr-defined]
-            queue = server.routes.get(path)  # type: ignore[attr-defined]
+            queue = server.routes.get(path) or server.routes.get("*")  # type: ignore[attr-defined]
             behaviour = (queue.pop(0) if len(queue) > 1 else queue[0]) if queue else json_reply({"error": {"message": f"no script for {path}"}}, 404)
         try:
             behaviour(self)
@@ -135,11 +135,16 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
 
+class _Server(ThreadingHTTPServer):
+    # The default backlog of 5 drops connections when the load tests open 64 at once.
+    request_queue_size = 256
+
+
 class FaultServer:
     """The server in a background thread on a free loopback port."""
 
     def __init__(self) -> None:
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.daemon_threads = True
         self._httpd.lock = threading.Lock()  # type: ignore[attr-defined]
         self._httpd.routes = {}  # type: ignore[attr-defined]
@@ -155,6 +160,7 @@ class FaultServer:
         return f"http://{host}:{port}"
 
     def script(self, path: str, *behaviours: Behaviour) -> None:
+        """Behaviours for requests to ``path`` (``"*"``: any path without its own script)."""
         with self._httpd.lock:  # type: ignore[attr-defined]
             self._httpd.routes[path] = list(behaviours)  # type: ignore[attr-defined]
 

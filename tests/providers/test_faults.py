@@ -12,7 +12,7 @@ import warnings
 import pytest
 
 import fault_server as fs
-from conftest import SECRET, assert_no_secret, openai_entry
+from provider_helpers import SECRET, assert_no_secret, openai_entry
 
 from eliza_nb.core.errors import (
     AuthError,

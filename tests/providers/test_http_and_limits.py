@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from conftest import FakeTime
+from provider_helpers import FakeTime
 
 from eliza_nb.core import errors as E
 from eliza_nb.core.ratelimit import RateLimiter

@@ -10,7 +10,7 @@ import zlib
 import pytest
 
 import fault_server as fs
-from conftest import SECRET, openai_entry
+from provider_helpers import SECRET, openai_entry
 
 import eliza_nb
 from eliza_nb.core.errors import ConfigError, TransientError

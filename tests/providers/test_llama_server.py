@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import SERVER_KEY, assert_no_secret
+from provider_helpers import SERVER_KEY, assert_no_secret
 
 from eliza_nb.core.errors import AuthError
 from eliza_nb.core.runtime import Runtime

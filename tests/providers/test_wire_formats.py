@@ -10,7 +10,7 @@ import httpx
 import numpy as np
 import pytest
 
-from conftest import SECRET, assert_no_secret
+from provider_helpers import SECRET, assert_no_secret
 
 from eliza_nb.core.errors import AuthError, MissingKeyError, NotFoundError, RateLimitedError, StreamInterrupted
 from eliza_nb.core.runtime import Runtime

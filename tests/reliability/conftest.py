@@ -1,0 +1,47 @@
+"""Fixtures for the reliability suite: the loopback fault server and the counting fake
+provider are reused from tests/providers and tests/cache; a fake clock makes retry
+schedules assertable without sleeping them."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+TESTS = HERE.parent
+for sub in (HERE, TESTS / "providers", TESTS / "cache"):
+    if str(sub) not in sys.path:
+        sys.path.insert(0, str(sub))
+
+import fakeprov  # noqa: F401  (registers the fake_embed protocol)
+from fault_server import FaultServer
+from rel_helpers import FakeTime
+
+
+@pytest.fixture
+def fake_time() -> FakeTime:
+    return FakeTime()
+
+
+@pytest.fixture
+def rhome(tmp_path, monkeypatch) -> Path:
+    """A bare ELIZA_NB_HOME, no provider keys in the environment, no ./.env in reach."""
+    h = tmp_path / "home"
+    h.mkdir()
+    monkeypatch.setenv("ELIZA_NB_HOME", str(h))
+    for var in list(os.environ):
+        if var.endswith(("_API_KEY", "_ACCESS_TOKEN", "_MODEL")) or var in ("GOOGLE_CLOUD_PROJECT", "VERTEX_REGION"):
+            monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return h
+
+
+@pytest.fixture
+def fault_server():
+    server = FaultServer()
+    server.start()
+    yield server
+    server.stop()
