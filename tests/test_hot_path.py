@@ -102,3 +102,11 @@ def test_a_re_registered_subcommand_gets_its_new_parser():
             parse_line("probe --a")
     finally:
         SUBCOMMANDS.pop("probe", None)
+
+
+def test_a_kept_plan_follows_a_replaced_session(rt):
+    from eliza_nb.core.session import Session, SessionState
+
+    assert first(rt) == "one:m1"
+    rt.session = Session(SessionState(provider="two"))
+    assert first(rt) == "two:m2"

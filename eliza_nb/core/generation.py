@@ -91,15 +91,15 @@ def plan_call(rt: Runtime, prompt: Any, options: Mapping[str, Any]) -> Plan:
     """Validate and resolve everything a call needs; raises before any provider work."""
     if not options:  # the common call: what it resolves to is kept until what it depends on changes
         memo = getattr(rt, "_plan_memo", None)
-        defaults, failover = rt.config.get("defaults"), rt.config.get("failover")
-        if (memo is not None and memo[0] == rt.session.version and memo[1] is rt.catalog and memo[2] is rt.retry
-                and memo[3] is rt.cache.config and memo[4] == defaults and memo[5] == failover):
-            return Plan(messages=as_messages(prompt, None), call={}, preset=None, timeout_s=memo[6],
-                        targets=list(memo[7]), cache=memo[8], truncation=memo[9])
-        version = rt.session.version  # read before resolving: a change meanwhile is not kept
+        session, defaults, failover = rt.session, rt.config.get("defaults"), rt.config.get("failover")
+        if (memo is not None and memo[0] is session and memo[1] == session.version and memo[2] is rt.catalog
+                and memo[3] is rt.retry and memo[4] is rt.cache.config and memo[5] == defaults and memo[6] == failover):
+            return Plan(messages=as_messages(prompt, None), call={}, preset=None, timeout_s=memo[7],
+                        targets=list(memo[8]), cache=memo[9], truncation=memo[10])
+        version = session.version  # read before resolving: a change meanwhile is not kept
         plan = _plan_call(rt, prompt, options)
-        rt._plan_memo = (version, rt.catalog, rt.retry, rt.cache.config, copy.deepcopy(defaults), copy.deepcopy(failover),
-                         plan.timeout_s, tuple(plan.targets), plan.cache, plan.truncation)
+        rt._plan_memo = (session, version, rt.catalog, rt.retry, rt.cache.config, copy.deepcopy(defaults),
+                         copy.deepcopy(failover), plan.timeout_s, tuple(plan.targets), plan.cache, plan.truncation)
         return plan
     return _plan_call(rt, prompt, options)
 
