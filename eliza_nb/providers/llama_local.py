@@ -13,7 +13,6 @@ module loads nothing.
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -42,10 +41,6 @@ class LocalConfig:
     # batch shapes, and at temperature 0 that flips near-tie tokens: the same prompt
     # answered differently on its second run. Off by default so cells re-run identically.
     reuse_prompt_cache: bool = False
-
-
-def default_threads() -> int:
-    return max(1, min(os.cpu_count() or 2, 8))
 
 
 _llama_thread: ThreadPoolExecutor | None = None

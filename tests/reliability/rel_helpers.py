@@ -2,29 +2,10 @@
 
 from __future__ import annotations
 
-import socket
 
-
-class FakeTime:
-    """Injected clock/sleep: sleeping advances the clock at once and is recorded."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# the providers' fake clock and free-port helper (tests/providers is on sys.path via conftest)
+from provider_helpers import FakeTime  # noqa: E402,F401
+from provider_helpers import free_port as closed_port  # noqa: E402,F401  (bound, then released: nothing listens)
 
 
 def one_line(text: str) -> str:
