@@ -171,6 +171,8 @@ def find_key(entry: ProviderEntry, env: Mapping[str, str] | None = None, dotenv_
     Returns (None, None) when no variable is set. The key itself must never be
     logged or shown; callers pass it straight into an auth header.
     """
+    if not entry.key_env:  # keyless (local, ollama, loopback): no .env to stat on every call
+        return None, None
     env = os.environ if env is None else env
     for var in entry.key_env:
         value = env.get(var)  # once: every call looks its key up twice, and os.environ decodes each read
