@@ -75,3 +75,19 @@ def shell():
 @pytest.fixture(scope="session")
 def ip():
     return shell()
+
+
+@pytest.fixture
+def bare_home(tmp_path, monkeypatch) -> Path:
+    """An empty ELIZA_NB_HOME, no provider keys or model overrides in the environment, and
+    the working directory moved so no stray ./.env is in reach."""
+    import os
+
+    h = tmp_path / "home"
+    h.mkdir()
+    monkeypatch.setenv("ELIZA_NB_HOME", str(h))
+    for var in list(os.environ):
+        if var.endswith(("_API_KEY", "_ACCESS_TOKEN", "_MODEL")) or var in ("GOOGLE_CLOUD_PROJECT", "VERTEX_REGION"):
+            monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return h

@@ -4,7 +4,6 @@ fault server, and a fake clock so waits are asserted without being slept."""
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -28,16 +27,9 @@ def llama_server(models_home, tmp_path_factory):
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch) -> Path:
+def home(bare_home: Path) -> Path:
     """A bare ELIZA_NB_HOME (these tests need no local model files), no provider keys set."""
-    h = tmp_path / "home"
-    h.mkdir()
-    monkeypatch.setenv("ELIZA_NB_HOME", str(h))
-    for var in list(os.environ):
-        if var.endswith(("_API_KEY", "_ACCESS_TOKEN", "_MODEL")) or var in ("GOOGLE_CLOUD_PROJECT", "VERTEX_REGION"):
-            monkeypatch.delenv(var, raising=False)
-    monkeypatch.chdir(tmp_path)  # no stray ./.env from the working directory
-    return h
+    return bare_home
 
 
 @pytest.fixture

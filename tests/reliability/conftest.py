@@ -4,7 +4,6 @@ schedules assertable without sleeping them."""
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -27,16 +26,9 @@ def fake_time() -> FakeTime:
 
 
 @pytest.fixture
-def rhome(tmp_path, monkeypatch) -> Path:
+def rhome(bare_home: Path) -> Path:
     """A bare ELIZA_NB_HOME, no provider keys in the environment, no ./.env in reach."""
-    h = tmp_path / "home"
-    h.mkdir()
-    monkeypatch.setenv("ELIZA_NB_HOME", str(h))
-    for var in list(os.environ):
-        if var.endswith(("_API_KEY", "_ACCESS_TOKEN", "_MODEL")) or var in ("GOOGLE_CLOUD_PROJECT", "VERTEX_REGION"):
-            monkeypatch.delenv(var, raising=False)
-    monkeypatch.chdir(tmp_path)
-    return h
+    return bare_home
 
 
 @pytest.fixture
