@@ -47,9 +47,9 @@ def raw_llama(rt, *, embedding: bool):
     """A ``Llama`` with exactly the settings eliza_nb's llama_local loads the same file with."""
     from llama_cpp import Llama
 
-    from eliza_nb.providers.local_models import MINILM, SMOLLM2, package_path, prepare_embedding_model
+    from eliza_nb.adapters.local_models import MINILM, SMOLLM2, package_path, prepare_embedding_model
 
-    cfg = rt.provider("llama_local").config
+    cfg = rt.adapter("llama_local").config
     if embedding:
         return Llama(model_path=str(prepare_embedding_model(rt.home, MINILM)), embedding=True, n_ctx=cfg.embedding_n_ctx,
                      n_batch=cfg.embedding_n_ctx, n_ubatch=cfg.embedding_n_ctx, n_threads=cfg.n_threads,
@@ -186,9 +186,9 @@ import eliza_nb
 emb = sys.argv[2] == "1"
 rt = eliza_nb.runtime()
 if emb:
-    rt.provider("llama_local").model(rt.resolve_embedding().model, embedding=True).run(lambda llm: None)
+    rt.adapter("llama_local").model(rt.resolve_embedding().model, embedding=True).run(lambda llm: None)
 else:
-    rt.provider("llama_local").model(rt.resolve().model, embedding=False).run(lambda llm: None)
+    rt.adapter("llama_local").model(rt.resolve().model, embedding=False).run(lambda llm: None)
 t1 = time.perf_counter()
 if emb:
     eliza_nb.embed("The first sentence of the day, " + sys.argv[3])  # a new text: no cache can answer
@@ -200,7 +200,7 @@ print(json.dumps({"load": t1 - t0, "first": time.perf_counter() - t0}))
 
 def bench_first_call(rt, reps: int) -> dict[str, float]:
     """Fresh processes: import + load + first answer, eliza_nb against raw, alternating."""
-    from eliza_nb.providers.local_models import MINILM, SMOLLM2, package_path, prepare_embedding_model
+    from eliza_nb.adapters.local_models import MINILM, SMOLLM2, package_path, prepare_embedding_model
 
     paths = {"0": str(package_path(SMOLLM2)), "1": str(prepare_embedding_model(rt.home, MINILM))}
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
@@ -245,7 +245,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="eliza-bench-") as home:
         rt = Runtime(home, config={}, env={})
-        from eliza_nb.providers.local_models import MINILM, prepare_embedding_model
+        from eliza_nb.adapters.local_models import MINILM, prepare_embedding_model
 
         prepare_embedding_model(rt.home, MINILM)  # converted once, before either side starts
         tp = bench_throughput(home, args.runs, args.tokens, args.texts)

@@ -20,11 +20,48 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
+from .core.errors import (
+    AuthError,
+    BadResponseError,
+    BudgetExceeded,
+    ConfigError,
+    ContextTooLongError,
+    ElizaError,
+    EmbeddingDimensionError,
+    InvalidEmbeddingError,
+    InvalidRequestError,
+    MissingKeyError,
+    ModelPackageMissing,
+    NotFoundError,
+    RateLimitedError,
+    ReplayArchiveError,
+    ReplayMismatch,
+    StreamInterrupted,
+    TransientError,
+)
+
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # pragma: no cover
     from .core.runtime import Runtime
     from .core.types import Result
+
+__all__ = [
+    # calls
+    "generate", "stream", "embed", "similar", "image", "benchmark", "benchmark_embeddings",
+    "select_model_class", "validate_embedding", "is_valid_embedding",
+    # the session and its state
+    "runtime", "set_runtime", "providers", "usage", "set_budget", "presets", "cache", "replay",
+    # widgets and the IPython extension
+    "panel", "playground", "explorer", "benchmark_view", "load_ipython_extension", "unload_ipython_extension",
+    # types
+    "Runtime", "Result", "ImageResult", "ModelSettings", "ModelClass", "ProviderName",
+    # errors a user may catch
+    "ElizaError", "ConfigError", "ModelPackageMissing", "MissingKeyError", "AuthError", "NotFoundError",
+    "RateLimitedError", "ContextTooLongError", "TransientError", "BadResponseError", "InvalidRequestError",
+    "StreamInterrupted", "EmbeddingDimensionError", "InvalidEmbeddingError", "BudgetExceeded",
+    "ReplayArchiveError", "ReplayMismatch",
+]
 
 _runtime: Runtime | None = None
 _runtime_lock = threading.Lock()
@@ -73,7 +110,7 @@ def similar(query: Any, texts_or_vectors: Any, k: int = 5, **options: Any):
     Texts are embedded through the cache; vectors (an (n, d) array, a list, a Series or a
     DataFrame with a ``vector`` column) are used as given. Options: provider, model,
     normalized (True promises unit-length vectors)."""
-    from .core.similarity import similar as _similar
+    from .core.embeddings.similarity import similar as _similar
 
     return _similar(runtime(), query, texts_or_vectors, k, **options)
 
@@ -91,7 +128,7 @@ def providers():
 
 def usage(by: str | None = None):
     """The session's usage ledger as a DataFrame: one row per call attempt (cache hits and
-    failures included), or totals ``by="provider"`` / ``by="model"``."""
+    failures included), or totals ``by="provider"``, ``"model"``, ``"kind"`` or ``"preset"``."""
     ledger = runtime().ledger
     return ledger.dataframe() if by is None else ledger.totals(by)
 
@@ -168,10 +205,14 @@ def unload_ipython_extension(ipython: Any) -> None:
 
 def __getattr__(name: str) -> Any:
     # Lazy access to the public types without importing them at package import.
-    if name in ("Result", "ModelSettings", "ModelClass", "ProviderName"):
+    if name in ("Result", "ImageResult", "ModelClass", "ProviderName"):
         from .core import types
 
         return getattr(types, name)
+    if name == "ModelSettings":
+        from .core.settings import ModelSettings
+
+        return ModelSettings
     if name == "Runtime":
         from .core.runtime import Runtime
 
@@ -179,7 +220,7 @@ def __getattr__(name: str) -> Any:
     if name == "presets":
         return runtime().presets
     if name in ("validate_embedding", "is_valid_embedding"):
-        from .core import vectors
+        from .core.embeddings import vectors
 
         return getattr(vectors, name)
     if name in ("cache", "replay"):  # eliza_nb.cache.stats(), eliza_nb.replay.record(...): loaded on first use

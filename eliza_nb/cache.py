@@ -5,7 +5,7 @@
     eliza_nb.cache.clear(model="all-minilm-l6-v2")
     eliza_nb.cache.prune(older_than="7d")
 
-The cache lives in ``$ELIZA_NB_HOME/cache/store``: a diskcache store holding JSON headers
+The cache lives in ``$ELIZA_NB_HOME/cache/store``: a SQLite database holding JSON headers
 and raw float32 vectors (never pickles, never the texts themselves), under a memory tier.
 """
 

@@ -30,7 +30,7 @@ def record(path: str | Path, *, note: str | None = None):
     """Start recording the shared runtime's generations and embeddings to the archive at
     ``path`` (a folder, e.g. ``"notebook.replay"``; an existing archive there is replaced).
     ``note`` is stored in the archive and shown with every replayed answer."""
-    from .core.replay import start_recording
+    from .core.replay.tape import start_recording
 
     return start_recording(_rt(), path, note)
 
@@ -40,14 +40,14 @@ def replay(path: str | Path, strict: bool = True):
     unmatched request with a one-line error naming the field that differs from the nearest
     recorded one; ``strict=False`` sends it to the provider. A damaged archive is refused
     whole, with the line that is wrong."""
-    from .core.replay import start_replay
+    from .core.replay.tape import start_replay
 
     return start_replay(_rt(), path, strict)
 
 
 def stop():
     """Stop recording or replaying; returns what was on (None if nothing was)."""
-    from .core.replay import stop as _stop
+    from .core.replay.tape import stop as _stop
 
     return _stop(_rt())
 
@@ -55,11 +55,17 @@ def stop():
 off = stop  # ``eliza_nb.replay.off()`` reads better after replay(...)
 
 
+def mode() -> str | None:
+    """What is on: ``"record"``, ``"replay"``, or None."""
+    tape = _rt().tape
+    return None if tape is None else tape.mode
+
+
 def status() -> str:
     """One line: what is being recorded to or replayed from, and how much so far."""
-    from .core.replay import status as _status
+    from .core.replay.tape import status as _status
 
     return _status(_rt())
 
 
-__all__ = ["off", "record", "replay", "status", "stop"]
+__all__ = ["mode", "off", "record", "replay", "status", "stop"]

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 @pytest.fixture(scope="session")
 def models_home(tmp_path_factory) -> Path:
     """A home holding the converted embedding model (converted once per test session)."""
-    from eliza_nb.providers.local_models import MINILM, prepare_embedding_model
+    from eliza_nb.adapters.local_models import MINILM, prepare_embedding_model
 
     home = tmp_path_factory.mktemp("models_home")
     prepare_embedding_model(home, MINILM)

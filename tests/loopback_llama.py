@@ -30,7 +30,7 @@ def free_port() -> int:
 def run_llama_server(models_home: Path, workdir: Path, api_key: str) -> Iterator[str]:
     """Start the server on a free loopback port; yields its base URL (``http://127.0.0.1:PORT/v1``);
     stops it on exit. Fails (RuntimeError) if it is not ready within 90 s."""
-    from eliza_nb.providers.local_models import (
+    from eliza_nb.adapters.local_models import (
         MINILM,
         SMOLLM2,
         converted_path,

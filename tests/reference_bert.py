@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eliza_nb.providers.bert_gguf import read_safetensors
+from eliza_nb.adapters.bert_gguf import read_safetensors
 
 
 def _layer_norm(x, w, b, eps):

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from eliza_nb.core.errors import ConfigError, ModelPackageMissing
-from eliza_nb.providers import local_models
-from eliza_nb.providers.bert_gguf import check_gguf
-from eliza_nb.providers.local_models import MINILM, BuiltinModel, package_path, prepare_embedding_model
+from eliza_nb.adapters import local_models
+from eliza_nb.adapters.bert_gguf import check_gguf
+from eliza_nb.adapters.local_models import MINILM, BuiltinModel, package_path, prepare_embedding_model
 
 
 def test_capital_of_france_at_temperature_zero(local_runtime):
@@ -72,7 +72,7 @@ def test_a_verified_conversion_is_not_hashed_again_until_it_changes(tmp_path, mo
     import shutil
     import time
 
-    from eliza_nb.providers import bert_gguf
+    from eliza_nb.adapters import bert_gguf
 
     shutil.copytree(models_home / "models", tmp_path / "models")
     path = local_models.converted_path(tmp_path, MINILM)
@@ -93,7 +93,7 @@ def test_every_llama_call_runs_on_the_one_llama_thread(local_runtime):
     # One thread for every model: a thread per model gave each its own OpenMP team, and
     # with more OpenMP threads than cores libgomp stops spinning for all of them
     # (generation ran at half speed once the embedding model had been used).
-    provider = local_runtime.provider("llama_local")
+    provider = local_runtime.adapter("llama_local")
     chat = provider.model("smollm2-135m-instruct", embedding=False)
     emb = provider.model("all-minilm-l6-v2", embedding=True)
     seen: dict[str, set] = {"chat": set(), "emb": set()}
@@ -122,7 +122,7 @@ def test_missing_model_package_names_the_install_command(monkeypatch, tmp_path):
 
 
 def test_gguf_path_and_bad_names(tmp_path, models_home):
-    from eliza_nb.providers.local_models import resolve_model_path
+    from eliza_nb.adapters.local_models import resolve_model_path
 
     path, builtin = resolve_model_path(str(models_home / "models" / "all-minilm-l6-v2.f32.gguf"), tmp_path)
     assert builtin is None and path.exists()
@@ -167,7 +167,7 @@ def test_local_models_load_lazily(home):
 
     rt = Runtime(home, config={}, env={})
     rt.resolve()  # resolving loads nothing
-    provider = rt.provider("llama_local")
+    provider = rt.adapter("llama_local")
     assert provider._models == {}
     rt.embed("x")
     assert [m.embedding for m in provider._models.values()] == [True]

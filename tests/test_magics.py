@@ -114,7 +114,9 @@ def test_embed_line_and_cell(ip):
     assert isinstance(vec, np.ndarray) and vec.shape == (384,)
     result, cap = run(ip, "%eliza embed -o v The cat sat on the mat")
     assert result.success and ip.user_ns["v"].shape == (384,)
-    assert "v: ndarray (384,) from llama_local:all-minilm-l6-v2" in cap.stdout
+    shown = cap.outputs[-1]
+    assert "v: ndarray (384,) from llama_local:all-minilm-l6-v2" in shown.data["text/plain"]
+    assert shown.metadata["eliza_nb"]["dims"] == 384 and shown.metadata["eliza_nb"]["cached"] == 1
     result, _ = run(ip, "%%eliza embed -o df\nfirst text\n\nsecond text\n")
     df = ip.user_ns["df"]
     assert list(df.columns) == ["text", "vector", "dims"] and list(df.text) == ["first text", "second text"]

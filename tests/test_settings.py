@@ -6,8 +6,7 @@ import pytest
 
 from eliza_nb.core.errors import ConfigError
 from eliza_nb.core.runtime import Runtime
-from eliza_nb.core.settings import BUILTIN_PRESETS, Presets, merge_settings
-from eliza_nb.core.types import ModelSettings
+from eliza_nb.core.settings import BUILTIN_PRESETS, ModelSettings, Presets, merge_settings
 
 
 def test_preset_values_from_the_seed():
@@ -121,3 +120,82 @@ def test_session_observers_fire_on_change(tmp_path):
     unsubscribe()
     rt.session.update(temperature=1.0)
     assert ("temperature", 0.0) in seen and ("provider", "openai") in seen and len(seen) == 2
+
+
+# -- the declaration: validation where values enter, aliases ---------------------------------
+
+@pytest.mark.parametrize("name, value, says", [
+    ("top_p", 1.5, "top_p: expected a number from 0 to 1, got 1.5"),
+    ("top_p", float("nan"), "top_p: expected a number from 0 to 1, got nan"),
+    ("top_p", -0.1, "top_p: expected a number from 0 to 1, got -0.1"),
+    ("temperature", float("inf"), "temperature: expected a number from 0 to 2, got inf"),
+    ("temperature", 2.5, "temperature: expected a number from 0 to 2, got 2.5"),
+    ("temperature", "hot", "temperature: expected a number, got 'hot'"),
+    ("frequency_penalty", -2.5, "frequency_penalty: expected a number from -2 to 2"),
+    ("repetition_penalty", -0.1, "repetition_penalty: expected a number of 0 or more"),
+    ("max_output_tokens", 0, "max_output_tokens: expected a number above 0, got 0"),
+    ("max_output_tokens", 2.5, "max_output_tokens: expected a whole number, got 2.5"),
+    ("max_input_tokens", -1, "max_input_tokens: expected a number above 0"),
+    ("seed", "7", "seed: expected a whole number, got '7'"),
+    ("seed", True, "seed: expected a whole number, got True"),
+    ("stop", ["ok", 3], "stop: expected a string or a list of strings"),
+])
+def test_bad_values_are_one_line_config_errors(name, value, says):
+    with pytest.raises(ConfigError) as err:
+        ModelSettings(**{name: value})
+    assert says in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_valid_ranges_of_existing_uses_still_pass():
+    s = ModelSettings(temperature=2, top_p=0, frequency_penalty=-2, presence_penalty=2, repetition_penalty=5.0,
+                      seed=-1, max_output_tokens=1, max_input_tokens=1, stop=[])
+    assert (s.temperature, s.seed, s.stop) == (2, -1, ())
+    assert type(ModelSettings(temperature=0).temperature) is int  # kept as given: the wire body sends what was asked
+    import numpy as np
+
+    assert type(ModelSettings(seed=np.int64(3)).seed) is int and type(ModelSettings(top_p=np.float32(0.5)).top_p) is float
+
+
+def test_every_entry_point_checks_values(tmp_path):
+    rt = Runtime(tmp_path, config={}, env={})
+    with pytest.raises(ConfigError, match="top_p: expected a number from 0 to 1, got 1.5"):
+        rt.generate("hi", top_p=1.5)
+    before = rt.session.state
+    with pytest.raises(ConfigError, match="top_p"):
+        rt.session.update(provider="openai", top_p=float("nan"))
+    assert rt.session.state == before  # nothing changed, not even the provider
+    with pytest.raises(ConfigError, match="preset wild: top_p"):
+        Presets().register("wild", top_p=-0.1)
+    (tmp_path / "config.toml").write_text("[defaults]\ntop_p = 1.5\n")
+    with pytest.raises(ConfigError, match=r"\[defaults\] in config.toml: top_p: expected a number from 0 to 1"):
+        Runtime(tmp_path, env={})
+    (tmp_path / "config.toml").write_text("[presets.x]\nmax_tokens = 0\n")
+    with pytest.raises(ConfigError, match="preset x: max_output_tokens: expected a number above 0"):
+        Runtime(tmp_path, env={})
+
+
+def test_top_p_from_python_merges_like_every_setting(tmp_path):
+    rt = Runtime(tmp_path, config={}, env={})
+    target = rt.resolve("openai")
+    assert rt.effective_settings(target).top_p is None
+    rt.session.update(top_p=0.9)
+    assert rt.effective_settings(target).top_p == 0.9
+    assert rt.effective_settings(target, None, {"top_p": 0.5}).top_p == 0.5
+    (tmp_path / "config.toml").write_text("[defaults]\ntop_p = 0.7\n[presets.nucleus]\ntop_p = 0.3\n")
+    rt2 = Runtime(tmp_path, env={})
+    assert rt2.effective_settings(rt2.resolve()).top_p == 0.7
+    assert rt2.presets.get("nucleus").top_p == 0.3
+
+
+def test_pop_settings_takes_names_and_aliases_and_leaves_the_rest():
+    from eliza_nb.core.settings import ALIASES, SETTINGS, pop_settings
+
+    assert ALIASES == {"max_tokens": "max_output_tokens"}
+    assert ModelSettings.names() == tuple(SETTINGS) and SETTINGS["top_p"].wire["google"] == "topP"
+    options = {"max_tokens": 5, "top_p": 0.9, "cache": False, "provider": "openai"}
+    assert pop_settings(options) == {"max_output_tokens": 5, "top_p": 0.9}
+    assert options == {"cache": False, "provider": "openai"}
+    with pytest.raises(ConfigError, match="max_output_tokens given twice"):
+        pop_settings({"max_tokens": 5, "max_output_tokens": 6})
+    assert ModelSettings.from_mapping({"max_tokens": 7}).max_output_tokens == 7
+    assert ModelSettings(stop=("a",), top_p=0.5).as_dict() == {"stop": ["a"], "top_p": 0.5}

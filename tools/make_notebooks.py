@@ -337,7 +337,7 @@ PROVIDERS = [
         "field that differs from the nearest recorded request. `%eliza replay PATH --fallthrough` (or "
         "`strict=False`) sends such requests to the provider instead, which then needs its key."
     ),
-    key('if eliza_nb.runtime().replay.mode == "replay":\n'
+    key('if eliza_nb.replay.mode() == "replay":\n'
         "    try:\n"
         '        eliza_nb.generate("What is the capital of Spain? Answer in one sentence.", provider="openai",\n'
         "                          temperature=0, max_tokens=30)\n"

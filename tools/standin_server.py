@@ -32,7 +32,7 @@ class StandIn:
     def __init__(self, home: Path) -> None:
         from llama_cpp import Llama
 
-        from eliza_nb.providers.local_models import (
+        from eliza_nb.adapters.local_models import (
             MINILM,
             SMOLLM2,
             package_path,

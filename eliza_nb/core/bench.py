@@ -241,7 +241,7 @@ def benchmark(runtime: Any, cases: Any, models: Sequence[str] | None = None, pre
     for p in preset_list:
         runtime.presets.get(p)
     score = make_scorer(scorer, runtime)
-    from .runtime import CALL_OPTIONS
+    from .generation import CALL_OPTIONS
 
     options = dict(settings)
     if "cache" in CALL_OPTIONS:  # timings must be real: the generation cache stays off unless asked

@@ -20,7 +20,8 @@ from typing import Any, Mapping
 
 from .errors import ConfigError
 from .home import deep_merge, tomllib
-from .types import ModelClass, ModelSettings
+from .settings import ModelSettings
+from .types import ModelClass
 
 PROTOCOLS = ("openai", "anthropic", "claude_vertex", "google", "llama_local")
 
@@ -183,6 +184,53 @@ def find_key(entry: ProviderEntry, env: Mapping[str, str] | None = None, dotenv_
         if dotenv.get(var):
             return dotenv[var], var
     return None, None
+
+
+@dataclass(frozen=True)
+class KeyStatus:
+    """Whether a provider's key is set, for showing: variable names only, never the key."""
+
+    variables: tuple[str, ...]  # where the key is looked for, in order; () for keyless providers
+    found: str | None  # the variable that holds it, when one does
+
+    @property
+    def needed(self) -> bool:
+        return bool(self.variables)
+
+    @property
+    def ready(self) -> bool:
+        """True when a call can go out: no key needed, or one is set."""
+        return not self.needed or self.found is not None
+
+    @property
+    def present(self) -> str:
+        """``yes``, ``no``, or ``n/a`` for keyless providers."""
+        return "n/a" if not self.needed else ("yes" if self.found else "no")
+
+    @property
+    def variable_names(self) -> str:
+        """``A or B``; ``(none needed)`` for keyless providers."""
+        return " or ".join(self.variables) if self.variables else "(none needed)"
+
+    @property
+    def label(self) -> str:
+        """A cell of a key column: ``✓ VAR``, ``✗ set VAR`` or ``not needed``."""
+        if not self.needed:
+            return "not needed"
+        return f"✓ {self.found}" if self.found else f"✗ set {self.variables[0]}"
+
+    @property
+    def phrase(self) -> str:
+        """The status on its own, beside a provider's name: ``key ✓ VAR``, ``no key (VAR)``
+        or ``no key needed``."""
+        if not self.needed:
+            return "no key needed"
+        return f"key ✓ {self.found}" if self.found else f"no key ({self.variables[0]})"
+
+
+def key_status(entry: ProviderEntry, env: Mapping[str, str] | None = None) -> KeyStatus:
+    """Whether ``entry``'s key is set in ``env`` (else the environment) or ``./.env``."""
+    return KeyStatus(tuple(entry.key_env), find_key(entry, env)[1])
 
 
 _DOTENV_CACHE: dict[Path, tuple[float, dict[str, str]]] = {}

@@ -1,7 +1,7 @@
 """Typed errors. Every message is one line a notebook user can act on, and never holds a key.
 
-The runtime classifies provider failures into these classes and decides per class
-whether to retry, truncate, fail over or stop (DESIGN.md §2).
+Adapters raise these; the attempt ladder (core/ladder.py) reads ``retryable`` and
+``failover`` to decide per class whether to retry, truncate, fail over or stop.
 """
 
 from __future__ import annotations
@@ -67,6 +67,8 @@ class RateLimitedError(ElizaError):
 
 class ContextTooLongError(ElizaError):
     """The prompt does not fit the model's window: truncate once and retry."""
+
+    from_budget = False  # True when our own budget check refused it (truncating again cannot help)
 
 
 class TransientError(ElizaError):

@@ -5,7 +5,7 @@ Layout::
     $ELIZA_NB_HOME/
       config.toml        user overrides: defaults, presets, providers, failover chains
       models/            converted local models (all-MiniLM-L6-v2 as GGUF)
-      cache/             the persistent cache (diskcache, JSON + raw float32 only)
+      cache/             the persistent cache (SQLite, JSON + raw float32 only)
 """
 
 from __future__ import annotations

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
 
-@dataclass(slots=True)  # one per call, kept for the session: slots make it a third of the size and cheaper to build
+@dataclass(slots=True)  # one per attempt, kept for the whole session: slots keep that small
 class LedgerRow:
     time: float
     kind: str  # "generate" | "stream" | "embed" | "image"
@@ -23,7 +24,12 @@ class LedgerRow:
     cache_hit: bool = False
     error: str | None = None
     items: int = 1  # texts in an embedding batch
-    replayed: bool = False  # answered from a replay archive (core/replay.py), not a provider
+    replayed: bool = False  # answered from a replay archive (core/replay/), not a provider
+
+
+#: what ``Ledger.totals(by=...)`` groups by
+GROUPS: dict[str, list[str]] = {"provider": ["provider"], "model": ["provider", "model"], "kind": ["kind"],
+                                "preset": ["preset"]}
 
 
 def cost_usd(prices: tuple[float, float], prompt_tokens: int | None, completion_tokens: int | None) -> float:
@@ -41,9 +47,19 @@ class Ledger:
         self._rows: list[LedgerRow] = []
         self._lock = threading.Lock()
 
-    def record(self, row: LedgerRow) -> None:
+    def log(self, kind: str, target: Any, *, error: BaseException | str | None = None, **fields: Any) -> LedgerRow:
+        """Add one row: ``kind`` of call, the ``target`` tried, and any other LedgerRow field.
+
+        The only place rows are built, so every surface's rows agree. An ``error`` is kept
+        as ``"ClassName: message"``.
+        """
+        if isinstance(error, BaseException):
+            error = f"{type(error).__name__}: {error}"
+        row = LedgerRow(time=time.time(), kind=kind, provider=target.provider, model=target.model,
+                        model_class=str(target.model_class), error=error, **fields)
         with self._lock:
             self._rows.append(row)
+        return row
 
     def rows(self) -> list[LedgerRow]:
         with self._lock:
@@ -62,16 +78,17 @@ class Ledger:
             return sum(r.cost_usd for r in self._rows if not math.isnan(r.cost_usd))
 
     def totals(self, by: str = "provider"):
-        """Totals per provider or per (provider, model): calls, errors, cache hits, tokens,
-        latency, cost (NaN stays NaN when no price is known)."""
+        """Totals per provider, (provider, model), kind or preset: calls, errors, cache hits,
+        tokens, latency, cost (NaN stays NaN when no price is known)."""
         from .errors import ConfigError
 
-        keys = {"provider": ["provider"], "model": ["provider", "model"]}.get(by)
+        keys = GROUPS.get(by)
         if keys is None:
-            raise ConfigError(f"usage(by=...) takes 'provider' or 'model', not {by!r}")
+            raise ConfigError(f"usage(by=...) takes one of {', '.join(GROUPS)}, not {by!r}")
         df = self.dataframe()
         if df.empty:
             return df
+        df[keys] = df[keys].fillna("—")
         g = df.groupby(keys, sort=False)
         out = g.agg(calls=("kind", "size"), errors=("error", "count"), cache_hits=("cache_hit", "sum"),
                     prompt_tokens=("prompt_tokens", "sum"), completion_tokens=("completion_tokens", "sum"),

@@ -24,11 +24,11 @@ if TYPE_CHECKING:  # catalog imports this module to validate protocol names
     from .catalog import ProviderEntry
 
 BUILTIN_PROTOCOLS: dict[str, str] = {
-    "llama_local": "eliza_nb.providers.llama_local:factory",
-    "openai": "eliza_nb.providers.openai_compat:factory",
-    "anthropic": "eliza_nb.providers.anthropic:factory",
-    "claude_vertex": "eliza_nb.providers.anthropic:vertex_factory",
-    "google": "eliza_nb.providers.google:factory",
+    "llama_local": "eliza_nb.adapters.llama_local:factory",
+    "openai": "eliza_nb.adapters.openai_compat:factory",
+    "anthropic": "eliza_nb.adapters.anthropic:factory",
+    "claude_vertex": "eliza_nb.adapters.anthropic:vertex_factory",
+    "google": "eliza_nb.adapters.google:factory",
 }
 
 

@@ -1,88 +1,77 @@
-"""Bounded retry: jittered exponential backoff, a cap on attempts and on total time.
+"""How long to wait before trying a failed call again: the ``[retry]`` table.
 
-The original system retried with ``while(true)``; here every loop has two caps and a
-delay, and Retry-After is honoured when it fits inside the time cap.
+Every try is capped twice, by ``max_attempts`` per target and by ``max_total_s`` for the
+whole call, so no loop in the ladder (core/ladder.py) can run unbounded. A server's
+Retry-After wins over the backoff when it fits in what is left of the call's time;
+when it does not, the ladder fails over instead of waiting.
 """
 
 from __future__ import annotations
 
-import random
-from dataclasses import dataclass, fields
-from typing import Any, Callable, Mapping
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping
+
+from tenacity import RetryCallState, wait_exponential, wait_random_exponential
 
 from .errors import ConfigError
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
+    """The ``[retry]`` table: attempts, backoff and the time caps of one call."""
+
     max_attempts: int = 3  # per target, first try included
     base_delay_s: float = 0.5
     max_delay_s: float = 8.0
     max_total_s: float = 60.0  # across retries AND failover, per call
-    jitter: float = 0.5  # fraction of the delay drawn at random
+    jitter: float = 0.5  # up to this fraction of each delay is drawn at random
     timeout_s: float = 120.0  # per request
+    _backoff: Any = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name) if f.init else None
+            if f.init and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                           or value < 0):
+                raise ConfigError(f"[retry] {f.name} must be a finite number >= 0, got {value!r}")
+        if self.max_attempts < 1 or self.max_attempts != int(self.max_attempts):
+            raise ConfigError(f"[retry] max_attempts must be a whole number >= 1, got {self.max_attempts!r}")
+        if self.timeout_s <= 0:
+            raise ConfigError(f"[retry] timeout_s must be above 0, got {self.timeout_s!r}")
+        if self.jitter > 1:
+            raise ConfigError(f"[retry] jitter is a fraction from 0 to 1, got {self.jitter!r}")
+        # "Equal jitter": a fixed part that doubles plus a random part that doubles, so try n
+        # waits between (1 - jitter) and 1 times min(max_delay_s, base_delay_s * 2**(n-1)).
+        fixed, drawn = 1 - self.jitter, self.jitter
+        backoff = (wait_exponential(multiplier=self.base_delay_s * fixed, max=self.max_delay_s * fixed)
+                   + wait_random_exponential(multiplier=self.base_delay_s * drawn, max=self.max_delay_s * drawn))
+        object.__setattr__(self, "_backoff", backoff)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None) -> RetryPolicy:
+        """From the ``[retry]`` table; unknown names are a one-line error listing the valid ones."""
         values = dict(values or {})
-        names = {f.name for f in fields(cls)}
+        names = {f.name for f in fields(cls) if f.init}
         unknown = sorted(set(values) - names)
         if unknown:
             raise ConfigError(f"unknown [retry] option(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
-        policy = cls(**values)
-        if policy.max_attempts < 1:
-            raise ConfigError("[retry] max_attempts must be at least 1")
-        return policy
+        return cls(**values)
 
-    def delay(self, attempt: int, retry_after: float | None = None, rng: random.Random | None = None) -> float:
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait before try number ``attempt + 1`` (attempt counts from 1)."""
         if retry_after is not None and retry_after >= 0:
-            # Not capped here: a server asking for an hour is not retried after 60 s
-            # against its word; the caller's total-time check turns it into a failover.
-            return float(retry_after)
-        base = min(self.max_delay_s, self.base_delay_s * (2 ** (attempt - 1)))
-        r = (rng or random).random()
-        return base * (1 - self.jitter) + base * self.jitter * r
+            return float(retry_after)  # the server's word; the caller checks it fits the time left
+        state = RetryCallState(None, None, (), {})
+        state.attempt_number = attempt
+        return min(self.max_delay_s, float(self._backoff(state)))
 
+    def wait(self, exc: Any, attempt: int, remaining_s: float) -> float | None:
+        """Seconds to wait before retrying after ``exc`` on try ``attempt``, or None when the
+        error is not retryable, the attempts are used up, or the wait would not fit in
+        ``remaining_s``."""
+        if not getattr(exc, "retryable", False) or attempt >= self.max_attempts:
+            return None
+        wait = self.delay(attempt, getattr(exc, "retry_after", None))
+        return wait if wait <= remaining_s else None
 
-def retry_delay(policy: RetryPolicy, exc: Any, attempt_no: int, elapsed_s: float) -> float | None:
-    """Seconds to wait before retrying after ``exc`` on try ``attempt_no``, or None when the
-    error is not retryable, the attempts are used up, or the wait would pass the time cap."""
-    if not getattr(exc, "retryable", False) or attempt_no >= policy.max_attempts:
-        return None
-    wait = policy.delay(attempt_no, getattr(exc, "retry_after", None))
-    if elapsed_s + wait > policy.max_total_s:
-        return None
-    return wait
-
-
-def call_with_retry(
-    policy: RetryPolicy,
-    call: Callable[[], Any],
-    *,
-    clock: Callable[[], float],
-    sleep: Callable[[float], None],
-    started: float,
-    before: Callable[[], Any] | None = None,
-    on_retry: Callable[[Any, float], None] | None = None,
-) -> Any:
-    """``call()`` with bounded retries of retryable ElizaErrors (one target, no failover).
-
-    ``before`` runs ahead of every try (the rate limiter); ``on_retry(exc, delay)`` is told
-    about each retry before its wait. The last error propagates unchanged.
-    """
-    from .errors import ElizaError
-
-    for attempt_no in range(1, policy.max_attempts + 1):
-        if before is not None:
-            before()
-        try:
-            return call()
-        except ElizaError as exc:
-            delay = retry_delay(policy, exc, attempt_no, clock() - started)
-            if delay is None:
-                raise
-            if on_retry is not None:
-                on_retry(exc, delay)
-            sleep(delay)
-    raise AssertionError("unreachable: the last try either returns or raises")  # pragma: no cover

@@ -1,7 +1,7 @@
-"""THE request pipeline. Every surface (function API, magic, widget, benchmark) calls here.
-
-resolve target -> merge settings -> [cache] -> provider call (stream or not) -> on error:
-classify, retry / fail over (bounded) -> ledger -> Result.
+"""The Runtime: the state every call reads (config, catalog, session, cache, ledger, rate
+limits, adapters, the record/replay tape) and the public calls, each of which builds a job
+and runs it through one entry point, :meth:`Runtime.run`, where record/replay wraps it.
+The procedure every provider call follows is core/ladder.py.
 """
 
 from __future__ import annotations
@@ -10,27 +10,26 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from . import registry
-from .cache import Cache, CacheConfig
+from .cache.tiers import Cache, CacheConfig
 from .catalog import Catalog, ProviderEntry, find_key, parse_model_class
-from .errors import (
-    ConfigError,
-    ElizaError,
-    MissingKeyError,
-)
-from .generation import CALL_OPTIONS, GenerationStream, plan_call, run  # noqa: F401  (CALL_OPTIONS re-exported)
+from .errors import ConfigError, MissingKeyError
+from .generation import GenerationStream, TextJob, plan_call
 from .home import home_dir, load_user_config
-from .ledger import Ledger, LedgerRow, SpendingCap
+from .ladder import Climb, drain
+from .ledger import Ledger, SpendingCap
 from .ratelimit import RateLimiter
-from .retry import RetryPolicy, call_with_retry
+from .retry import RetryPolicy
 from .session import Session, SessionState
-from .settings import Presets, merge_settings
-from .types import ImageResult, Message, ModelClass, ModelSettings, Result, Target
+from .settings import ModelSettings, Presets, merge_settings
+from .types import ImageResult, Message, ModelClass, Result, Target
 
 log = logging.getLogger("eliza_nb")
+
 
 class Runtime:
     """Holds config, catalog, session, clients, ledger; runs every call."""
@@ -55,17 +54,15 @@ class Runtime:
         self.ledger = Ledger()
         self.cache = Cache(self.home, CacheConfig.from_mapping(self.config.get("cache")), warn=self.warn)
         self._embeddings: Any = None
-        self.replay: Any = None  # a Recorder or Replayer (core/replay.py) while one is on
+        self.tape: Any = None  # a Recorder or Replayer (core/replay/tape.py) while one is on
         self.spending = SpendingCap.from_config(self.config.get("budget"))
         self._transport = transport
-        self._sleep, self._clock = sleep, clock
+        self.sleep, self.clock = sleep, clock  # injectable: tests run long waits on a fake clock
         self.ratelimits = RateLimiter(clock, sleep)
-        self._providers: dict[str, Any] = {}
+        self._adapters: dict[str, Any] = {}
         self._http: Any = None
         self._lock = threading.Lock()
         self._warned: set[str] = set()
-        self._merged: tuple[Any, ...] | None = None  # effective_settings' last (layers..., result)
-        self._plan_memo: tuple[Any, ...] | None = None  # generation.plan_call's last plan without options
         self.warnings: list[str] = []
 
     # -- set-up --------------------------------------------------------------------
@@ -99,9 +96,6 @@ class Runtime:
 
     def http_client(self) -> Any:
         """The one shared httpx.Client: pooled connections, reused across calls and streams."""
-        http = self._http
-        if http is not None:  # every call asks: no lock once it exists
-            return http
         with self._lock:
             if self._http is None:
                 import httpx
@@ -117,18 +111,18 @@ class Runtime:
     def key_for(self, entry: ProviderEntry) -> str | None:
         return find_key(entry, self.env)[0]
 
-    def _check_key(self, entry: ProviderEntry) -> None:
+    def check_key(self, entry: ProviderEntry) -> None:
         """MissingKeyError naming the variable, unless the adapter has its own fallback
         (catalog ``key_fallback``: claude_vertex may use google-auth credentials)."""
         if entry.needs_key and not entry.extra.get("key_fallback") and not self.key_for(entry):
             aliases = f" (or {', '.join(entry.key_env[1:])})" if len(entry.key_env) > 1 else ""
             raise MissingKeyError(f"no API key: set {entry.key_env[0]}{aliases}", provider=entry.id)
 
-    def provider(self, pid: str) -> Any:
+    def adapter(self, pid: str) -> Any:
         """The adapter instance for a provider id (created once per runtime)."""
         entry = self.catalog.get(pid)
         with self._lock:
-            adapter = self._providers.get(entry.id)
+            adapter = self._adapters.get(entry.id)
         if adapter is not None:
             return adapter
         factory = registry.factory_for(entry.protocol)
@@ -138,7 +132,7 @@ class Runtime:
         )
         adapter = factory(entry, ctx)
         with self._lock:
-            return self._providers.setdefault(entry.id, adapter)
+            return self._adapters.setdefault(entry.id, adapter)
 
     # -- resolution ------------------------------------------------------------------
     def resolve(self, provider: str | None = None, model_class: str | ModelClass | None = None, model: str | None = None) -> Target:
@@ -161,7 +155,9 @@ class Runtime:
             model = state.model
         return Target(pid, cls, model or entry.model_for(cls, self.catalog))
 
-    def _targets(self, primary: Target, failover: bool | Sequence[str] | None) -> list[Target]:
+    def targets(self, primary: Target, failover: bool | Sequence[str] | None) -> list[Target]:
+        """``primary`` then its failover chain: ``failover`` as given (a list of targets, or
+        False for none), else the ``[failover]`` table's chain for the primary's class."""
         if failover is False:
             return [primary]
         chain = failover if isinstance(failover, (list, tuple)) else (self.config.get("failover") or {}).get(primary.model_class.value, [])
@@ -175,36 +171,26 @@ class Runtime:
     def effective_settings(self, target: Target, preset: str | None = None, call: Mapping[str, Any] | None = None) -> ModelSettings:
         """catalog < preset < session < call (None never overrides)."""
         state = self.session.state
-        layers = (self.catalog.get(target.provider).settings,
-                  self.presets.get(preset if preset is not None else state.preset), state.settings)
-        if call:
-            return merge_settings(*layers, call)
-        # Without call arguments the merge is a pure function of three immutable layers, and
-        # every call repeats it: keep the last one (held layers cannot be reused ids).
-        memo = self._merged
-        if memo is not None and memo[0] is layers[0] and memo[1] is layers[1] and memo[2] is layers[2]:
-            return memo[3]
-        merged = merge_settings(*layers)
-        self._merged = (*layers, merged)
-        return merged
+        return merge_settings(self.catalog.get(target.provider).settings,
+                              self.presets.get(preset if preset is not None else state.preset), state.settings, call)
 
-    # -- generation ------------------------------------------------------------------
+    # -- calls ------------------------------------------------------------------------
+    def run(self, job: Any) -> Climb:
+        """Run a job (text, embedding or image): the one entry point of every call, where the
+        record/replay tape, when on, wraps it."""
+        live = job.run(self)
+        return live if self.tape is None else self.tape.wrap(self, job, live)
+
     def generate(self, prompt: str | Iterable[Message | Mapping[str, str]], **options: Any) -> Result:
         """Generate text. ``options``: provider, model_class, model, preset, system, timeout_s,
-        failover, and any ModelSettings field (temperature, max_output_tokens, stop, ...)."""
-        gen = run(self, plan_call(self, prompt, options), streaming=False)
-        try:
-            while True:
-                next(gen)
-        except StopIteration as stop:
-            return stop.value
+        failover, truncation, cache, and any model setting (temperature, max_tokens, stop, ...)."""
+        return drain(self.run(TextJob(self, plan_call(self, prompt, options), streaming=False)))
 
     def stream(self, prompt: str | Iterable[Message | Mapping[str, str]], **options: Any) -> GenerationStream:
         """Like :meth:`generate` but yields text chunks as they arrive."""
         plan = plan_call(self, prompt, options)  # bad options fail here, before any output
-        return GenerationStream(run(self, plan, streaming=True), plan.targets[0])
+        return GenerationStream(self.run(TextJob(self, plan, streaming=True)), plan.targets[0])
 
-    # -- embeddings ------------------------------------------------------------------
     def resolve_embedding(self, provider: str | None = None, model: str | None = None) -> Target:
         """The embedding target: explicit, else [defaults] embedding_provider, else the session's provider."""
         d = self.config.get("defaults") or {}
@@ -213,29 +199,6 @@ class Runtime:
             model = d.get("embedding_model")
         return self.resolve(pid, ModelClass.EMBEDDING, model)
 
-    def embed_raw(self, texts: Sequence[str], target: Target) -> Any:
-        """Call the provider for these texts, no cache (used by the cache layer on misses)."""
-        entry = self.catalog.get(target.provider)
-        self._check_key(entry)
-        t0 = self._clock()
-        try:
-            # Bounded retries on the same target only: failing over to another embedding
-            # model would mix vector spaces.
-            vectors = call_with_retry(
-                self.retry, lambda: self.provider(target.provider).embed(list(texts), target.model, self.retry.timeout_s),
-                clock=self._clock, sleep=self._sleep, started=t0,
-                before=lambda: self.ratelimits.acquire(entry.id, entry.rate_limit, sum(len(t) for t in texts) // 4),
-            )
-        except ElizaError as exc:
-            self.ledger.record(LedgerRow(time=time.time(), kind="embed", provider=target.provider, model=target.model,
-                                         model_class="embedding", latency_s=self._clock() - t0, items=len(texts),
-                                         error=f"{type(exc).__name__}: {exc}"))
-            raise
-        self.ledger.record(LedgerRow(time=time.time(), kind="embed", provider=target.provider, model=target.model,
-                                     model_class="embedding", latency_s=self._clock() - t0, items=len(texts),
-                                     cost_usd=0.0 if entry.price(target.model)[0] == 0 else float("nan")))
-        return vectors
-
     def embed(self, texts: Any, provider: str | None = None, model: str | None = None, **options: Any) -> Any:
         """Embed through the cache: one text -> (d,) float32, a list -> (n, d) (input order),
         a pandas Series -> a Series of vectors (``as_array=True``: an (n, d) array).
@@ -243,22 +206,28 @@ class Runtime:
         ``options``: ``regenerate=True`` (ask the provider again, store under the key of
         the size it returns), ``normalize=False`` (keep the provider's lengths).
         """
-        if self.replay is not None:  # record/replay sees every embedding call, cache hits included
-            return self.replay.embed(self, texts, provider, model, options)
-        return self.embeddings.embed(texts, provider, model, **options)
+        from .embeddings.service import EmbedJob
+
+        return drain(self.run(EmbedJob(texts, provider, model, options)))
+
+    def embed_raw(self, texts: Sequence[str], target: Target) -> Any:
+        """One provider request for these texts, no cache: retried on the same target, never
+        failed over (another model's vectors live in another space)."""
+        from .embeddings.service import EmbedBatch
+        from .ladder import climb
+
+        return drain(climb(self, EmbedBatch(texts), [target]))
 
     @property
     def embeddings(self) -> Any:
         """The EmbeddingService (batching, dedupe, single-flight) over this runtime's cache."""
-        if self._embeddings is None:
-            from .embedding import EmbeddingService
+        with self._lock:
+            if self._embeddings is None:
+                from .embeddings.service import EmbeddingService
 
-            with self._lock:
-                if self._embeddings is None:
-                    self._embeddings = EmbeddingService(self, self.cache)
-        return self._embeddings
+                self._embeddings = EmbeddingService(self, self.cache)
+            return self._embeddings
 
-    # -- images ----------------------------------------------------------------------
     def image(self, prompt: str, provider: str | None = None, model: str | None = None, **options: Any) -> ImageResult:
         """Generate one image; the result shows inline in a notebook.
 
@@ -266,22 +235,23 @@ class Runtime:
         quality, style, guidance (an option the provider's API does not take is dropped
         with a note), timeout_s, failover (a list of "provider:image"/"provider:model").
         """
-        from .images import generate_image
+        from .images import ImageJob
 
-        return generate_image(self, prompt, provider, model, options)
+        return drain(self.run(ImageJob(self, prompt, provider, model, options)))
 
     # -- catalog view -----------------------------------------------------------------
     def providers_table(self):
         """One row per provider: endpoint, model per class, key variable, key present — never the key."""
         import pandas as pd
 
+        from .catalog import key_status
+
         rows = []
         for entry in self.catalog:
-            _, var = find_key(entry, self.env)
+            status = key_status(entry, self.env)
             row = {"provider": entry.id, "protocol": entry.protocol, "endpoint": entry.endpoint or "(in process)"}
             row.update({cls.value: entry.models.get(cls, "") for cls in ModelClass})
-            row["key_variable"] = " or ".join(entry.key_env) if entry.key_env else "(none needed)"
-            row["key_present"] = "yes" if var else ("n/a" if not entry.needs_key else "no")
+            row["key_variable"], row["key_present"] = status.variable_names, status.present
             rows.append(row)
         return pd.DataFrame(rows)
 
@@ -289,7 +259,7 @@ class Runtime:
     def close(self) -> None:
         """Unload local models and close HTTP connections."""
         with self._lock:
-            providers, self._providers = list(self._providers.values()), {}
+            providers, self._adapters = list(self._adapters.values()), {}
             http, self._http = self._http, None
         for p in providers:
             p.close()

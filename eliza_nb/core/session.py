@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from .types import ModelSettings
+from .settings import ModelSettings, pop_settings
 
 Observer = Callable[[str, Any], None]
 
@@ -35,16 +35,12 @@ class Session:
         self._initial = replace(self._state)
         self._observers: list[Observer] = []
         self._lock = threading.RLock()
-        self.version = 0  # bumped by every change: lets callers keep what they derived from a state
 
     @property
     def state(self) -> SessionState:
+        """A snapshot: later changes do not show in it."""
         with self._lock:
-            # A shallow snapshot, like replace() but without re-running __init__: every
-            # call reads the state a few times, so this sits on the hot path.
-            snap = object.__new__(SessionState)
-            snap.__dict__.update(self._state.__dict__)
-            return snap
+            return replace(self._state)
 
     def observe(self, fn: Observer) -> Callable[[], None]:
         """Call ``fn(name, value)`` after each change; returns an unsubscribe function."""
@@ -58,24 +54,20 @@ class Session:
         """
         fired: list[tuple[str, Any]] = []
         with self._lock:
-            setting_changes = {k: changes.pop(k) for k in list(changes) if k in ModelSettings.names()}
+            setting_changes = pop_settings(changes)
             unknown = sorted(set(changes) - set(FIELDS))
             if unknown:
                 raise KeyError(f"unknown session field(s): {', '.join(unknown)}")
+            # Checked before anything changes: a bad value leaves the session as it was.
+            new = replace(self._state.settings, **setting_changes)
             for name, value in changes.items():
                 if getattr(self._state, name) != value:
                     setattr(self._state, name, value)
                     fired.append((name, value))
-            if setting_changes:
-                values = self._state.settings.as_dict(include_unset=True)
-                values.update(setting_changes)
-                new = ModelSettings(**values)
-                if new != self._state.settings:
-                    self._state.settings = new
-                    for k, v in setting_changes.items():
-                        fired.append((k, getattr(new, k)))
-            if fired:
-                self.version += 1
+            if new != self._state.settings:
+                self._state.settings = new
+                for k in setting_changes:
+                    fired.append((k, getattr(new, k)))
         for name, value in fired:
             for fn in list(self._observers):
                 fn(name, value)

@@ -1,4 +1,4 @@
-"""The value types every layer shares: names, settings, requests and results.
+"""The value types every layer shares: names, requests and results (settings: core/settings.py).
 
 Pure data: no I/O, no imports beyond the standard library.
 """
@@ -6,9 +6,13 @@ Pure data: no I/O, no imports beyond the standard library.
 from __future__ import annotations
 
 import dataclasses
+import html
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+if TYPE_CHECKING:
+    from .settings import ModelSettings
 
 
 class ProviderName(str, Enum):
@@ -50,82 +54,6 @@ class ModelClass(str, Enum):
     @property
     def is_text(self) -> bool:
         return self in (ModelClass.SMALL, ModelClass.MEDIUM, ModelClass.LARGE)
-
-
-@dataclass(frozen=True)
-class ModelSettings:
-    """Sampling and budget settings. ``None`` means "not set here".
-
-    Layers merge with :meth:`merged`: a later layer's value wins whenever it is not
-    ``None``, so an explicit ``temperature=0`` survives every layer (the original
-    system merged with ``||`` and turned 0 into the default).
-    """
-
-    stop: tuple[str, ...] | None = None
-    max_input_tokens: int | None = None
-    max_output_tokens: int | None = None
-    temperature: float | None = None
-    frequency_penalty: float | None = None
-    presence_penalty: float | None = None
-    repetition_penalty: float | None = None
-    seed: int | None = None
-
-    def __post_init__(self) -> None:
-        # Accept a single string or any iterable for stop; store an immutable tuple.
-        if isinstance(self.stop, str):
-            object.__setattr__(self, "stop", (self.stop,))
-        elif self.stop is not None and not isinstance(self.stop, tuple):
-            object.__setattr__(self, "stop", tuple(self.stop))
-
-    # Every call merges settings, so these avoid dataclasses.fields() on the hot path.
-    @classmethod
-    def names(cls) -> tuple[str, ...]:
-        return _SETTING_NAMES
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any] | None) -> ModelSettings:
-        """Build from a mapping, rejecting unknown keys with the valid ones listed."""
-        values = dict(values or {})
-        unknown = sorted(k for k in values if k not in _SETTING_SET)
-        if unknown:
-            raise ValueError(
-                f"unknown setting(s) {', '.join(unknown)}; valid: {', '.join(cls.names())}"
-            )
-        return cls(**values)
-
-    def merged(self, *layers: ModelSettings | Mapping[str, Any] | None) -> ModelSettings:
-        """Return these settings overlaid by each layer in turn (later wins if not None)."""
-        values = {n: getattr(self, n) for n in _SETTING_NAMES}
-        for layer in layers:
-            if layer is None:
-                continue
-            if not isinstance(layer, ModelSettings):
-                if not layer:
-                    continue
-                layer = ModelSettings.from_mapping(layer)
-            for name in _SETTING_NAMES:
-                value = getattr(layer, name)
-                if value is not None:
-                    values[name] = value
-        return ModelSettings(**values)
-
-    def as_dict(self, include_unset: bool = False) -> dict[str, Any]:
-        """The settings as a plain dict; unset (None) values are left out by default."""
-        if include_unset:
-            return {n: getattr(self, n) for n in _SETTING_NAMES}
-        # Every call's Result carries this dict: the instance is immutable, so the set values
-        # are found once and each caller gets its own copy (lists copied too).
-        plain = self.__dict__.get("_plain")
-        if plain is None:
-            plain = {n: v for n in _SETTING_NAMES if (v := getattr(self, n)) is not None}
-            object.__setattr__(self, "_plain", plain)
-        if self.stop is None:
-            return dict(plain)
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in plain.items()}
-
-
-_SETTING_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(ModelSettings))
-_SETTING_SET = frozenset(_SETTING_NAMES)
 
 
 @dataclass(frozen=True)
@@ -208,6 +136,35 @@ class Attempt:
     waited_s: float = 0.0
 
 
+#: One piece of a footer: (text, tone). Tones say how a renderer may mark it: "strong" (who
+#: answered), "good" (cache hit), "replay", "bad" (interrupted), "warn" (failed over),
+#: "note:N" (N notes joined with "; "), "" (plain).
+FooterPart = tuple[str, str]
+
+
+def _tried(attempts: list[Attempt]) -> list[FooterPart]:
+    """``tried a → b`` when the call failed over; nothing when the first target answered."""
+    if len(attempts) > 1:
+        return [("tried " + " → ".join(a.target for a in attempts), "warn")]
+    return []
+
+
+def _joined(parts: list[FooterPart]) -> str:
+    return " · ".join(text for text, _ in parts)
+
+
+def provenance(provider: str, model: str, *, attempts: Iterable[Attempt] = (), notes: Iterable[str] = (),
+               **fields: Any) -> dict[str, Any]:
+    """What an output's ``metadata["eliza_nb"]`` says about where it came from.
+
+    Answers, images and embeddings all describe themselves here: who answered, the
+    ``fields`` particular to the output, every attempt and every note. Values are plain
+    JSON; callers pass no key and no raw bytes.
+    """
+    return {"provider": provider, "model": model, **fields,
+            "attempts": [dataclasses.asdict(a) for a in attempts], "notes": list(notes)}
+
+
 @dataclass
 class Result:
     """The outcome of one generation call, whatever surface made it."""
@@ -232,46 +189,60 @@ class Result:
     def __str__(self) -> str:
         return self.text
 
-    def footer(self) -> str:
-        """One line: who answered, tokens, latency, cache."""
+    def footer_parts(self) -> list[FooterPart]:
+        """The footer as (text, tone) pieces: who answered, tokens, timing, settings, cache, notes."""
         u = self.usage
-        toks = f"{u.prompt_tokens if u.prompt_tokens is not None else '?'}→{u.completion_tokens if u.completion_tokens is not None else '?'} tok"
-        parts = [f"{self.provider}:{self.model}", toks, f"{self.latency_s * 1000:.0f} ms"]
+        pt = "?" if u.prompt_tokens is None else str(u.prompt_tokens)
+        ct = "?" if u.completion_tokens is None else str(u.completion_tokens)
+        parts: list[FooterPart] = [(f"{self.provider}:{self.model}", "strong"), (f"{pt} → {ct} tok", ""),
+                                   (f"{self.latency_s * 1000:.0f} ms", "")]
+        live = self.ttft_s is not None and not self.cached
+        if live:
+            parts.append((f"first token {self.ttft_s * 1000:.0f} ms", ""))
+        # Decode speed: tokens after the first over the time after the first (prompt time and a
+        # model's first load would drown it otherwise), so only for streams with a few tokens.
+        if live and (u.completion_tokens or 0) >= 4 and self.latency_s > self.ttft_s:
+            parts.append((f"{(u.completion_tokens - 1) / (self.latency_s - self.ttft_s):.0f} tok/s", ""))
+        if self.settings.get("temperature") is not None:
+            parts.append((f"t {self.settings['temperature']:g}", ""))
         if self.cached:
-            parts.append("cache hit")
+            parts.append(("cache hit", "good"))
         if self.replayed:
-            parts.append("replayed")
+            parts.append(("replayed", "replay"))
         if self.interrupted:
-            parts.append("interrupted")
+            # Say why (a cut connection reads differently from the stop button), on this one line.
+            why = next((n for n in self.notes if n.startswith("interrupted")), "interrupted")
+            parts.append((why, "bad"))
         if self.selection:
-            parts.append(f"auto → {self.selection}")
-        if len(self.attempts) > 1:
-            parts.append("tried " + " → ".join(a.target for a in self.attempts))
-        return " · ".join(parts)
+            parts.append((f"auto → {self.selection}", ""))
+        parts += _tried(self.attempts)
+        notes = [n for n in self.notes if n and not (self.interrupted and n.startswith("interrupted"))]
+        if notes:
+            parts.append(("; ".join(notes), f"note:{len(notes)}"))
+        return parts
+
+    def footer(self) -> str:
+        """The footer as one plain line."""
+        return _joined(self.footer_parts())
 
     def metadata(self) -> dict[str, Any]:
         """Provenance for notebook output metadata. Never contains a key."""
-        return {
-            "provider": self.provider,
-            "model": self.model,
-            "model_class": self.model_class,
-            "settings": self.settings,
-            "prompt_tokens": self.usage.prompt_tokens,
-            "completion_tokens": self.usage.completion_tokens,
-            "latency_s": round(self.latency_s, 4),
-            "ttft_s": None if self.ttft_s is None else round(self.ttft_s, 4),
-            "finish_reason": self.finish_reason,
-            "cached": self.cached,
-            "cache_key": self.cache_key,
-            "interrupted": self.interrupted,
-            "replayed": self.replayed,
-            "selection": self.selection,
-            "attempts": [dataclasses.asdict(a) for a in self.attempts],
-            "notes": list(self.notes),
-        }
+        return provenance(
+            self.provider, self.model, attempts=self.attempts, notes=self.notes,
+            model_class=self.model_class, settings=self.settings,
+            prompt_tokens=self.usage.prompt_tokens, completion_tokens=self.usage.completion_tokens,
+            latency_s=round(self.latency_s, 4), ttft_s=None if self.ttft_s is None else round(self.ttft_s, 4),
+            finish_reason=self.finish_reason, cached=self.cached, cache_key=self.cache_key,
+            interrupted=self.interrupted, replayed=self.replayed, selection=self.selection,
+        )
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        # Only the metadata: IPython adds the _repr_markdown_ below, so a Result shown as a
+        # cell's value carries its provenance like a %%eliza answer does.
+        return {}, {"eliza_nb": self.metadata()}
 
     def _repr_markdown_(self) -> str:
-        return f"{self.text}\n\n<sub>{self.footer()}</sub>"
+        return f"{self.text}\n\n<sub>{html.escape(self.footer(), quote=False)}</sub>"
 
     def __repr__(self) -> str:
         text = self.text if len(self.text) <= 60 else self.text[:57] + "..."
@@ -310,13 +281,20 @@ class ImageResult:
     notes: list[str] = field(default_factory=list)
     attempts: list[Attempt] = field(default_factory=list)
 
-    def footer(self) -> str:
-        parts = [f"{self.provider}:{self.model}", f"{self.latency_s * 1000:.0f} ms"]
+    def footer_parts(self) -> list[FooterPart]:
+        """The footer as (text, tone) pieces: who answered, latency, size, failover."""
+        parts: list[FooterPart] = [(f"{self.provider}:{self.model}", "strong"), (f"{self.latency_s * 1000:.0f} ms", "")]
         if self.data is not None:
-            parts.append(f"{len(self.data):,} bytes {self.mime}")
-        if len(self.attempts) > 1:
-            parts.append("tried " + " → ".join(a.target for a in self.attempts))
-        return " · ".join(parts)
+            parts.append((f"{len(self.data):,} bytes {self.mime}", ""))
+        return parts + _tried(self.attempts)
+
+    def footer(self) -> str:
+        """The footer as one plain line."""
+        return _joined(self.footer_parts())
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        # Only the metadata: IPython adds the image or HTML below from their own _repr_ methods.
+        return {}, {"eliza_nb": self.metadata()}
 
     # Jupyter picks HTML over PNG, so HTML is offered only when there are no PNG/JPEG bytes.
     def _repr_png_(self) -> bytes | None:
@@ -327,7 +305,6 @@ class ImageResult:
 
     def _repr_html_(self) -> str | None:
         import base64
-        import html
 
         if self.data is not None and self.mime in ("image/png", "image/jpeg"):
             return None
@@ -351,11 +328,8 @@ class ImageResult:
 
     def metadata(self) -> dict[str, Any]:
         """Provenance for notebook output metadata (no bytes, never a key)."""
-        return {
-            "provider": self.provider, "model": self.model, "mime": self.mime, "url": self.url,
-            "revised_prompt": self.revised_prompt, "latency_s": round(self.latency_s, 4),
-            "attempts": [dataclasses.asdict(a) for a in self.attempts], "notes": list(self.notes),
-        }
+        return provenance(self.provider, self.model, attempts=self.attempts, notes=self.notes, mime=self.mime,
+                          url=self.url, revised_prompt=self.revised_prompt, latency_s=round(self.latency_s, 4))
 
     def __repr__(self) -> str:
         where = f"{len(self.data):,} bytes" if self.data is not None else (self.url or "empty")

@@ -13,10 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from traitlets import Bool, CFloat, CInt, Enum, Float, Int, List, Unicode, validate
+from traitlets import Bool, CFloat, CInt, Enum, Float, Int, List, TraitError, TraitType, Unicode, validate
 from traitlets.config import SingletonConfigurable
 
 from ..core.errors import ElizaError
+from ..core.settings import SETTINGS, Setting
+
+#: trait name -> setting name: ``default_`` + the name users type (default_max_tokens)
+SETTING_TRAITS: dict[str, str] = {f"default_{spec.user_name}": name for name, spec in SETTINGS.items()}
 
 #: trait name -> session field (settings fields go into Session.settings)
 SESSION_TRAITS: dict[str, str] = {
@@ -24,15 +28,18 @@ SESSION_TRAITS: dict[str, str] = {
     "default_model_class": "model_class",
     "default_model": "model",
     "default_preset": "preset",
-    "default_temperature": "temperature",
-    "default_max_tokens": "max_output_tokens",
-    "default_max_input_tokens": "max_input_tokens",
-    "default_stop": "stop",
-    "default_frequency_penalty": "frequency_penalty",
-    "default_presence_penalty": "presence_penalty",
-    "default_repetition_penalty": "repetition_penalty",
-    "default_seed": "seed",
+    **SETTING_TRAITS,
 }
+
+
+def _setting_trait(spec: Setting) -> TraitType[Any, Any]:
+    """The traitlet for one setting: None is "not configured here"."""
+    text = spec.summary()
+    text = f"{text[0].upper()}{text[1:]}."
+    if spec.kind is str:
+        return List(Unicode(), default_value=None, allow_none=True, help=text).tag(config=True)
+    trait = CFloat if spec.kind is float else CInt
+    return trait(None, allow_none=True, help=text).tag(config=True)
 
 
 def _runtime() -> Any:
@@ -48,14 +55,8 @@ class Eliza(SingletonConfigurable):
     default_model_class = Enum(("small", "medium", "large"), None, allow_none=True, help="Model class: small, medium or large.").tag(config=True)
     default_model = Unicode(None, allow_none=True, help="An explicit model id (overrides the class's catalog model).").tag(config=True)
     default_preset = Unicode(None, allow_none=True, help="Preset: creative, balanced, precise or a registered one ('' for none).").tag(config=True)
-    default_temperature = CFloat(None, allow_none=True, help="Sampling temperature (0 is a value, None is 'not set').").tag(config=True)
-    default_max_tokens = CInt(None, allow_none=True, help="Maximum output tokens.").tag(config=True)
-    default_max_input_tokens = CInt(None, allow_none=True, help="Maximum input (context) tokens.").tag(config=True)
-    default_stop = List(Unicode(), default_value=None, allow_none=True, help="Stop sequences.").tag(config=True)
-    default_frequency_penalty = CFloat(None, allow_none=True, help="Frequency penalty.").tag(config=True)
-    default_presence_penalty = CFloat(None, allow_none=True, help="Presence penalty.").tag(config=True)
-    default_repetition_penalty = CFloat(None, allow_none=True, help="Repetition penalty (additive; 0 is off).").tag(config=True)
-    default_seed = CInt(None, allow_none=True, help="Sampling seed.").tag(config=True)
+    # default_temperature, default_max_tokens, ...: one trait per model setting, from its declaration.
+    locals().update({trait: _setting_trait(SETTINGS[name]) for trait, name in SETTING_TRAITS.items()})
 
     # Display options: not session state, read by the magics when they render.
     default_format = Enum(("markdown", "text", "json", "code"), "markdown", help="How %%eliza generate renders when -f is not given.").tag(config=True)
@@ -76,6 +77,13 @@ class Eliza(SingletonConfigurable):
         value = proposal["value"]
         if value:
             _check(lambda: _runtime().presets.get(value))
+        return value
+
+    @validate(*SETTING_TRAITS)
+    def _valid_setting(self, proposal: Any) -> Any:
+        value = proposal["value"]
+        if value is not None:
+            _check(lambda: SETTINGS[SETTING_TRAITS[proposal["trait"].name]].check(value))
         return value
 
     def _load_config(self, cfg: Any, section_names: Any = None, traits: Any = None) -> None:
@@ -102,8 +110,6 @@ class Eliza(SingletonConfigurable):
                 value = None
             elif trait == "default_model" and value == "":
                 value = None
-            elif trait == "default_stop":
-                value = tuple(value)
             changes[field] = value
         return changes
 
@@ -118,8 +124,6 @@ class Eliza(SingletonConfigurable):
 
 
 def _check(fn: Any) -> None:
-    from traitlets import TraitError
-
     try:
         fn()
     except ElizaError as exc:

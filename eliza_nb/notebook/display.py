@@ -1,8 +1,10 @@
 """Rich output: a streaming display that the final render replaces, with provenance metadata.
 
-Every output eliza_nb puts in a notebook carries ``metadata["eliza_nb"]``: for answers the
-Result's provenance (provider, model, settings, tokens, latency, cache key), for tables
-the command that made them. Keys never appear: settings and catalog rows hold none.
+Every output eliza_nb puts in a notebook carries ``metadata["eliza_nb"]``: for answers,
+images and embeddings their provenance (``core.types.provenance``: provider, model, and
+settings, tokens, latency, cache key or dims and counts), for tables the command that made
+them. Keys never appear: settings and catalog rows hold none. The footer's pieces come
+from ``Result.footer_parts()``; this module only turns them into HTML.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 from IPython.display import display
 
-from ..core.types import Result, Usage
+from ..core.types import ImageResult, Result, Usage
 
 _FENCE = re.compile(r"^\s*```[\w+-]*\s*\n(.*?)\n\s*```\s*$", re.S)
 
@@ -29,57 +31,10 @@ _BADGE = {
 }
 
 
-def provenance(result: Result, **extra: Any) -> dict[str, Any]:
-    """Output metadata for a Result (never a key)."""
-    meta = result.metadata()
-    meta.update(extra)
-    return {"eliza_nb": meta}
-
-
-def footer_parts(result: Result) -> list[tuple[str, str]]:
-    """The footer as (text, tone) pairs: who answered, tokens, timing, settings, cache."""
-    u = result.usage
-    pt = "?" if u.prompt_tokens is None else str(u.prompt_tokens)
-    ct = "?" if u.completion_tokens is None else str(u.completion_tokens)
-    parts: list[tuple[str, str]] = [(f"{result.provider}:{result.model}", "strong"), (f"{pt} → {ct} tok", "")]
-    parts.append((f"{result.latency_s * 1000:.0f} ms", ""))
-    if result.ttft_s is not None and not result.cached:
-        parts.append((f"first token {result.ttft_s * 1000:.0f} ms", ""))
-    # Decode speed: tokens after the first over the time after the first (prompt time and a
-    # model's first load would drown it otherwise), so only for streams with a few tokens.
-    if result.ttft_s is not None and not result.cached and (u.completion_tokens or 0) >= 4 and result.latency_s > result.ttft_s:
-        parts.append((f"{(u.completion_tokens - 1) / (result.latency_s - result.ttft_s):.0f} tok/s", ""))
-    s = result.settings or {}
-    if s.get("temperature") is not None:
-        parts.append((f"t {s['temperature']:g}", ""))
-    if result.cached:
-        parts.append(("cache hit", "good"))
-    if getattr(result, "replayed", False):  # from a replay archive: not a live answer
-        parts.append(("replayed", "replay"))
-    if result.interrupted:
-        # Say why (a cut connection reads differently from the stop button), on this one line.
-        why = next((n for n in result.notes if n.startswith("interrupted")), "interrupted")
-        parts.append((why, "bad"))
-    selection = getattr(result, "selection", None)  # --auto: which class the runtime chose, and why
-    if selection:
-        parts.append((f"auto → {selection}", ""))
-    if len(result.attempts) > 1:
-        parts.append(("tried " + " → ".join(a.target for a in result.attempts), "warn"))
-    notes = [n for n in result.notes if n and not (result.interrupted and n.startswith("interrupted"))]
-    if notes:
-        parts.append(("; ".join(notes), f"note:{len(notes)}"))
-    return parts
-
-
-def footer_text(result: Result) -> str:
-    """The footer as one plain line."""
-    return " · ".join(t for t, _ in footer_parts(result))
-
-
-def footer_html(result: Result) -> str:
-    """The footer as one small HTML line."""
+def footer_html(result: Result | ImageResult) -> str:
+    """The footer (``result.footer_parts()``) as one small HTML line."""
     spans = []
-    for text, tone in footer_parts(result):
+    for text, tone in result.footer_parts():
         t = html.escape(text)
         if tone == "strong":
             spans.append(f"<b>{t}</b>")
@@ -127,7 +82,7 @@ class StreamView:
             self.handle.update(bundle, raw=True, metadata=metadata or {})
 
     def finish(self, result: Result, fmt: str = "markdown") -> None:
-        self._show(render_bundle(result, fmt, footer=self._footer), provenance(result, format=fmt))
+        self._show(render_bundle(result, fmt, footer=self._footer), answer_metadata(result, fmt))
 
 
 def _strip_fence(text: str) -> str:
@@ -139,7 +94,7 @@ def render_bundle(result: Result, fmt: str = "markdown", footer: bool = True) ->
     """The MIME bundle for a finished Result in the requested format."""
     text = result.text
     small = footer_html(result) if footer else ""
-    tail = f"\n— {footer_text(result)}" if footer else ""
+    tail = f"\n— {result.footer()}" if footer else ""
     if fmt == "json":
         try:
             obj = json.loads(_strip_fence(text))
@@ -160,7 +115,12 @@ def render_bundle(result: Result, fmt: str = "markdown", footer: bool = True) ->
 
 def show_result(result: Result, fmt: str = "markdown", footer: bool = True) -> None:
     """Display a finished Result (no streaming)."""
-    display(render_bundle(result, fmt, footer=footer), raw=True, metadata=provenance(result, format=fmt))
+    display(render_bundle(result, fmt, footer=footer), raw=True, metadata=answer_metadata(result, fmt))
+
+
+def answer_metadata(result: Result, fmt: str) -> dict[str, Any]:
+    """Output metadata for an answer shown in ``fmt``: the Result's provenance (never a key)."""
+    return {"eliza_nb": {**result.metadata(), "format": fmt}}
 
 
 def show_table(df: Any, *, command: str, title: str = "", note: str = "", html_table: str | None = None,

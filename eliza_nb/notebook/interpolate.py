@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import re
 import string
+
+# string.Formatter's own field-name parser ("a.b[0]" -> "a", [(True, "b"), (False, 0)]): the
+# C helper string.py imports, so fields split exactly as str.format splits them.
+from _string import formatter_field_name_split
 from typing import Any, Mapping
 
 #: the largest width or precision a format spec may ask for: ``{x:>999999999}`` would
@@ -67,7 +71,7 @@ class _NamespaceFormatter(string.Formatter):
 
 def _split_field(field_name: str) -> tuple[str, list[tuple[bool, Any]]]:
     try:
-        first, rest = string._string.formatter_field_name_split(field_name)  # type: ignore[attr-defined]
+        first, rest = formatter_field_name_split(field_name)
         return str(first), list(rest)
     except ValueError as exc:
         raise InterpolationError(f"{{{field_name}}}: {exc}") from None

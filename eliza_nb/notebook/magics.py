@@ -1,7 +1,7 @@
 """``%eliza`` / ``%%eliza``: the notebook's way into the runtime.
 
-The line parses into a typed args object (parser.py); the subcommand's handler (in a
-commands*.py module for its area) runs it through the shared Runtime. A magic never calls
+The line parses into a typed args object (parser.py); the subcommand's handler (in the
+commands/ module for its area) runs it through the shared Runtime. A magic never calls
 a provider directly. Malformed lines are one-line UsageErrors; provider problems are
 ElizaErrors, which IPython renders as one line too (``_render_traceback_``).
 """
@@ -17,9 +17,9 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_exp
 from .interpolate import InterpolationError, interpolate
 from .parser import SUBCOMMANDS, HelpRequested, MagicUsageError, parse_line
 
-#: modules that register subcommands when imported (one per area)
-COMMAND_MODULES = ["commands", "commands_config", "commands_panel", "commands_cache", "commands_bench",
-                   "commands_replay"]
+#: modules that register subcommands when imported (one per area), in the order help lists them
+COMMAND_MODULES = ["commands", "commands.config", "commands.panel", "commands.cache", "commands.bench",
+                   "commands.replay"]
 
 
 def _load_commands() -> None:
@@ -92,7 +92,7 @@ def load_ipython_extension(ipython: Any) -> None:
 def _say_missing_models() -> None:
     """A notebook's first cell says what to install when the embedded models are missing and
     the session would use them (no remote provider configured as the default)."""
-    from ..providers.local_models import setup_problem
+    from ..adapters.local_models import setup_problem
 
     problem = setup_problem()
     if problem is None:

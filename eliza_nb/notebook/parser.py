@@ -14,6 +14,9 @@ import shlex
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
+from ..core.errors import ConfigError
+from ..core.settings import SETTINGS, Setting
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
@@ -54,7 +57,7 @@ class MagicParser(argparse.ArgumentParser):
         raise MagicUsageError((message or "invalid arguments").strip())
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -64,7 +67,7 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _number(text: str) -> float:
+def number(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -74,7 +77,7 @@ def _number(text: str) -> float:
     return value
 
 
-def _identifier(text: str) -> str:
+def identifier(text: str) -> str:
     if not text.isidentifier():
         raise argparse.ArgumentTypeError(f"{text!r} is not a valid variable name")
     return text
@@ -82,19 +85,14 @@ def _identifier(text: str) -> str:
 
 @dataclass
 class GenerateArgs:
-    """``%%eliza generate``: the prompt is the cell body."""
+    """``%%eliza generate``: the prompt is the cell body; ``settings`` holds the model
+    settings given as flags, by setting name (``{"max_output_tokens": 40}``)."""
 
     provider: str | None = None
     model_class: str | None = None
     model: str | None = None
     preset: str | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
-    stop: list[str] | None = None
-    frequency_penalty: float | None = None
-    presence_penalty: float | None = None
-    repetition_penalty: float | None = None
-    seed: int | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
     system: str | None = None
     format: str | None = None  # None: Eliza.default_format
     output: str | None = None
@@ -105,11 +103,9 @@ class GenerateArgs:
 
     def call_options(self) -> dict[str, Any]:
         """Options for Runtime.generate/stream: only what the user set."""
-        names = ("provider", "model_class", "model", "preset", "temperature", "stop", "frequency_penalty",
-                 "presence_penalty", "repetition_penalty", "seed", "system")
+        names = ("provider", "model_class", "model", "preset", "system")
         opts = {n: getattr(self, n) for n in names if getattr(self, n) is not None}
-        if self.max_tokens is not None:
-            opts["max_output_tokens"] = self.max_tokens
+        opts.update((k, v) for k, v in self.settings.items() if v is not None)
         if self.no_cache:
             opts["cache"] = False  # even when [cache] generation = true
         if self.auto and self.model_class is None:
@@ -135,22 +131,48 @@ class NoArgs:
 FORMATS = ("markdown", "text", "json", "code")
 
 
+class _SettingFlag(argparse.Action):
+    """Stores a setting flag's value into ``namespace.settings`` under the setting's name
+    (absent when no setting flag is given: GenerateArgs then starts with an empty dict)."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: str | None = None) -> None:
+        namespace.settings = {**getattr(namespace, "settings", {}), self.dest: values}
+
+
+def _setting_value(spec: Setting) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            return spec.parse(text)
+        except ConfigError as exc:  # argparse puts the flag in front: the setting's name would repeat it
+            raise argparse.ArgumentTypeError(str(exc).removeprefix(f"{spec.name}: ")) from None
+
+    parse.__name__ = spec.name
+    return parse
+
+
+def add_setting_flags(p: MagicParser) -> None:
+    """One flag per model setting, from its declaration: ``--top-p``, ``-t/--temperature``,
+    ``--max-tokens`` (a setting's alias names its flag), ``--stop S [S ...]``."""
+    for spec in SETTINGS.values():
+        flags = [f for f in (spec.flag, "--" + spec.user_name.replace("_", "-")) if f]
+        if spec.kind is str:
+            p.add_argument(*flags, dest=spec.name, action=_SettingFlag, nargs="+", metavar="S",
+                           help=f"{spec.help}; one or more")
+        else:
+            p.add_argument(*flags, dest=spec.name, action=_SettingFlag, type=_setting_value(spec),
+                           metavar=spec.user_name.upper(), help=spec.summary())
+
+
 def generate_parser() -> MagicParser:
     p = MagicParser("%%eliza generate", "Generate text from the prompt in the cell body; {var} interpolates notebook variables.")
     p.add_argument("-p", "--provider", help="provider id, or provider:class / provider:model")
     p.add_argument("-c", "--model-class", dest="model_class", choices=("small", "medium", "large"))
     p.add_argument("-m", "--model", help="a model id (overrides the class's catalog model)")
     p.add_argument("--preset", help="creative, balanced, precise, or a registered preset")
-    p.add_argument("-t", "--temperature", type=_number)
-    p.add_argument("--max-tokens", dest="max_tokens", type=_positive_int)
-    p.add_argument("--stop", nargs="+", metavar="S", help="one or more stop sequences")
-    p.add_argument("--frequency-penalty", dest="frequency_penalty", type=_number)
-    p.add_argument("--presence-penalty", dest="presence_penalty", type=_number)
-    p.add_argument("--repetition-penalty", dest="repetition_penalty", type=_number)
-    p.add_argument("--seed", type=int)
+    add_setting_flags(p)
     p.add_argument("--system", help="system prompt")
     p.add_argument("-f", "--format", choices=FORMATS, help="how to render the answer (default: markdown, or %%config Eliza.default_format)")
-    p.add_argument("-o", "--output", type=_identifier, metavar="VAR", help="store the Result in this variable")
+    p.add_argument("-o", "--output", type=identifier, metavar="VAR", help="store the Result in this variable")
     p.add_argument("--no-cache", dest="no_cache", action="store_true")
     p.add_argument("--no-stream", dest="no_stream", action="store_true")
     p.add_argument("--no-interpolate", dest="no_interpolate", action="store_true")
@@ -162,7 +184,7 @@ def embed_parser() -> MagicParser:
     p = MagicParser("%eliza embed", "Embed TEXT (line magic) or each line of the cell (cell magic).")
     p.add_argument("-p", "--provider")
     p.add_argument("-m", "--model")
-    p.add_argument("-o", "--output", type=_identifier, metavar="VAR", help="store the vector/DataFrame in this variable")
+    p.add_argument("-o", "--output", type=identifier, metavar="VAR", help="store the vector/DataFrame in this variable")
     p.add_argument("text", nargs="*", help="the text to embed (line magic)")
     return p
 
@@ -210,7 +232,7 @@ def _parser_for(entry: Subcommand) -> MagicParser:
 
 
 def parse_line(line: str) -> tuple[str, Any]:
-    """``'generate -t 0 -o ans'`` -> ``('generate', GenerateArgs(temperature=0.0, output='ans'))``."""
+    """``'generate -t 0 -o ans'`` -> ``('generate', GenerateArgs(settings={'temperature': 0.0}, output='ans'))``."""
     try:
         tokens = shlex.split(line, posix=True)
     except ValueError as exc:  # unbalanced quote

@@ -62,7 +62,7 @@ class FakeProvider:
         return Completion(text=self._answer(request), usage=Usage(3, 5), finish_reason="stop", model=request.target.model)
 
     def stream(self, request) -> Iterator[Any]:
-        from eliza_nb.providers.base import StreamChunk
+        from eliza_nb.adapters.base import StreamChunk
 
         with self.lock:
             self.generate_calls += 1

@@ -11,7 +11,7 @@ from fakeprov import vector_for
 
 
 def fake(rt, pid="fake"):
-    return rt.provider(pid)
+    return rt.adapter(pid)
 
 
 def test_dedupe_sends_exactly_the_unique_misses_and_keeps_input_order(rt):
@@ -189,12 +189,12 @@ def test_least_recently_used_eviction_keeps_what_was_read(make_rt, cache_home):
     volume = rt.cache.disk.volume()
     con = sqlite3.connect(str(cache_home / "cache" / "store" / "cache.db"))
     with con:  # pretend everything was last read a day ago
-        con.execute("UPDATE Cache SET access_time = access_time - 86400, store_time = store_time - 86400")
+        con.execute("UPDATE entries SET accessed_at = accessed_at - 86400, stored_at = stored_at - 86400")
     con.close()
     cfg = {"disk_size_limit": int(volume * 1.05), "eviction_policy": "least-recently-used"}
     reader = make_rt(cache=cfg)
     reader.embed(old)  # a disk read in a new runtime records the access
-    assert reader.provider("fake").embedded == []
+    assert reader.adapter("fake").embedded == []
     reader.embed([f"fill {i}" for i in range(200)])  # over the limit by about 200 entries
     disk = reader.cache.disk
     assert disk.volume() <= cfg["disk_size_limit"]

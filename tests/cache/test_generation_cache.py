@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from eliza_nb.core.gencache import generation_key
+from eliza_nb.core.cache.generations import generation_key
 from eliza_nb.core.generation import plan_call, with_default_system
 from eliza_nb.core.errors import StreamInterrupted
 
 
 def calls(rt):
-    return rt.provider("fake").generate_calls
+    return rt.adapter("fake").generate_calls
 
 
 def test_off_by_default_and_on_per_call(rt):
@@ -43,7 +43,7 @@ def test_config_turns_it_on_and_no_cache_turns_it_off(make_rt):
     rt.generate("hi")
     assert rt.generate("hi").cached
     ns = generate_parser().parse_args(["--no-cache", "-t", "0"])
-    args = GenerateArgs(no_cache=ns.no_cache, temperature=ns.temperature)
+    args = GenerateArgs(no_cache=ns.no_cache, settings=ns.settings)
     assert args.call_options()["cache"] is False
     assert not rt.generate("hi", **args.call_options()).cached
 
@@ -61,7 +61,7 @@ def test_streams_replay_from_the_cache_and_partial_streams_are_never_stored(rt):
 
 
 def test_an_interrupted_stream_is_not_cached(rt, monkeypatch):
-    p = rt.provider("fake")
+    p = rt.adapter("fake")
     original = p.stream
 
     def broken(request):

@@ -8,7 +8,7 @@ import pytest
 
 import eliza_nb
 from eliza_nb.core.errors import EmbeddingDimensionError
-from eliza_nb.core.similarity import similar
+from eliza_nb.core.embeddings.similarity import similar
 
 
 def brute(q, m, k):
@@ -27,9 +27,9 @@ def test_texts_are_embedded_through_the_cache_and_ranked_best_first(rt):
     m = rt.embed(texts)
     order, scores = brute(rt.embed("doc 7"), m, 5)
     assert list(df.index) == list(order) and np.allclose(df.score, scores, atol=1e-5)
-    before = len(rt.provider("fake").embedded)
+    before = len(rt.adapter("fake").embedded)
     similar(rt, "doc 7", texts, k=3)
-    assert len(rt.provider("fake").embedded) == before  # all from the cache
+    assert len(rt.adapter("fake").embedded) == before  # all from the cache
 
 
 def test_vectors_any_length_and_index_labels(rt):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import eliza_nb
-from eliza_nb.core.cache import (
+from eliza_nb.core.cache.tiers import (
     CacheConfig,
     EmbeddingSpace,
     decode_record,
@@ -17,10 +17,11 @@ from eliza_nb.core.cache import (
     parse_duration,
     parse_size,
 )
-from eliza_nb.core.cache_memory import MemoryTier
-from eliza_nb.core.gencache import generation_key
+from eliza_nb.core.cache.memory import MemoryTier
+from eliza_nb.core.cache.generations import generation_key
 from eliza_nb.core.errors import ConfigError, EmbeddingDimensionError, InvalidEmbeddingError
-from eliza_nb.core.types import Message, ModelClass, ModelSettings, Request, Target
+from eliza_nb.core.settings import ModelSettings
+from eliza_nb.core.types import Message, ModelClass, Request, Target
 
 
 def test_embedding_keys_separate_every_part_of_the_space():

@@ -34,7 +34,7 @@ def main() -> None:
     texts = [f"text {i}" for i in range(start, start + count)]
     parts = [rt.embed(texts[i:i + chunk]) for i in range(0, len(texts), chunk)]
     np.save(out, np.concatenate(parts), allow_pickle=False)
-    provider = rt.provider("fake")
+    provider = rt.adapter("fake")
     print(json.dumps({"provider_texts": len(provider.embedded), "warnings": rt.warnings}))
     rt.close()
 

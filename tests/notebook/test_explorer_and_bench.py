@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eliza_nb.notebook.benchview import BenchmarkView, summarize
-from eliza_nb.notebook.explorer import EmbeddingExplorer, nearest_neighbours, pca_2d
+from eliza_nb.notebook.widgets.benchview import BenchmarkView, summarize
+from eliza_nb.notebook.widgets.explorer import EmbeddingExplorer, nearest_neighbours, pca_2d
 
-PKG = Path(__file__).resolve().parents[2] / "eliza_nb" / "notebook"
+PKG = Path(__file__).resolve().parents[2] / "eliza_nb" / "notebook" / "widgets"
 TEXTS = ["The cat sat on the mat.", "A cat is lying on a rug.", "Stock markets fell sharply today.",
          "Shares dropped on Wall Street.", "I like green apples."]
 

@@ -14,7 +14,7 @@ def front_end_sets(widget, **state):
 
 @pytest.fixture
 def panel(rt):
-    from eliza_nb.notebook.panel import ParameterPanel
+    from eliza_nb.notebook.widgets.panel import ParameterPanel
 
     p = ParameterPanel(rt)
     yield p
@@ -100,7 +100,7 @@ def test_no_feedback_loop(panel, rt):
 
 
 def test_two_panels_stay_in_step(panel, rt):
-    from eliza_nb.notebook.panel import ParameterPanel
+    from eliza_nb.notebook.widgets.panel import ParameterPanel
 
     other = ParameterPanel(rt)
     try:
@@ -111,7 +111,7 @@ def test_two_panels_stay_in_step(panel, rt):
 
 
 def test_close_stops_following_the_session(rt):
-    from eliza_nb.notebook.panel import ParameterPanel
+    from eliza_nb.notebook.widgets.panel import ParameterPanel
 
     p = ParameterPanel(rt)
     p.close()
@@ -121,7 +121,7 @@ def test_close_stops_following_the_session(rt):
 
 def test_provider_labels_show_key_status_not_keys(home):
     from eliza_nb.core.runtime import Runtime
-    from eliza_nb.notebook.panel import ParameterPanel
+    from eliza_nb.notebook.widgets.panel import ParameterPanel
 
     rt = Runtime(home, env={"OPENAI_API_KEY": "sk-hidden-1"})
     p = ParameterPanel(rt)
@@ -148,8 +148,8 @@ def test_fallback_text_where_widgets_cannot_render(panel):
 
 
 def test_panel_magic(run, ip):
-    from eliza_nb.notebook.panel import ParameterPanel
-    from eliza_nb.notebook.playground import Playground
+    from eliza_nb.notebook.widgets.panel import ParameterPanel
+    from eliza_nb.notebook.widgets.playground import Playground
 
     cell = run("%eliza panel -o p")
     assert cell.ok and isinstance(ip.user_ns["p"], ParameterPanel)

@@ -12,7 +12,7 @@ Q = "What is the capital of France?"
 
 @pytest.fixture
 def pg(rt):
-    from eliza_nb.notebook.playground import Playground
+    from eliza_nb.notebook.widgets.playground import Playground
 
     rt.session.update(temperature=0.0)
     p = Playground(rt, min_interval_s=0.0)

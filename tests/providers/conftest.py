@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fault_server import FaultServer  # noqa: E402
-from provider_helpers import SERVER_KEY, FakeTime  # noqa: E402
+from fault_server import FaultServer
+from provider_helpers import SERVER_KEY, FakeTime
+
 
 @pytest.fixture(scope="session")
 def llama_server(models_home, tmp_path_factory):

@@ -14,9 +14,10 @@ import json
 import socket
 import struct
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 Behaviour = Callable[["_Handler"], None]
 
@@ -119,7 +120,8 @@ class _Handler(BaseHTTPRequestHandler):
         with server.lock:  # type: ignore[attr-defined]
             server.requests.append(Recorded(self.command, self.path, dict(self.headers), body))  # type: ignore[attr-defined]
             queue = server.routes.get(path) or server.routes.get("*")  # type: ignore[attr-defined]
-            behaviour = (queue.pop(0) if len(queue) > 1 else queue[0]) if queue else json_reply({"error": {"message": f"no script for {path}"}}, 404)
+            missing = json_reply({"error": {"message": f"no script for {path}"}}, 404)
+            behaviour = (queue.pop(0) if len(queue) > 1 else queue[0]) if queue else missing
         try:
             behaviour(self)
         except OSError:  # the client gave up (timeout) or we reset the connection

@@ -9,9 +9,8 @@ import logging
 import time
 import warnings
 
-import pytest
-
 import fault_server as fs
+import pytest
 from provider_helpers import SECRET, assert_no_secret, openai_entry
 
 from eliza_nb.core.errors import (
@@ -330,7 +329,8 @@ def test_embeddings_batched_and_put_back_in_input_order(home, fault_server, fake
     texts = ["a", "bb", "ccc", "dddd", "eeeee"]
     vectors = rt.embed(texts, provider="fault", normalize=False)
     assert vectors.shape == (5, 2) and vectors[:, 0].tolist() == [1, 2, 3, 4, 5]
-    assert [r.body["input"] for r in fault_server.requests_to("/a/v1/embeddings")][1:] == [["a", "bb"], ["ccc", "dddd"], ["eeeee"]]
+    batches = [r.body["input"] for r in fault_server.requests_to("/a/v1/embeddings")][1:]
+    assert batches == [["a", "bb"], ["ccc", "dddd"], ["eeeee"]]
     assert len(fake_time.sleeps) == 1  # the 503 was retried on the same model (never failed over)
 
 

@@ -9,13 +9,12 @@ import time
 
 import httpx
 import pytest
-
 from provider_helpers import FakeTime
 
+from eliza_nb.adapters import http
 from eliza_nb.core import errors as E
 from eliza_nb.core.ratelimit import RateLimiter
-from eliza_nb.core.retry import RetryPolicy, retry_delay
-from eliza_nb.providers import http
+from eliza_nb.core.retry import RetryPolicy
 
 
 def test_parse_retry_after():
@@ -87,11 +86,11 @@ def test_sse_parsing_handles_crlf_comments_and_multiline_data():
 def test_retry_delay_respects_caps():
     policy = RetryPolicy(max_attempts=3, max_total_s=10)
     busy = E.TransientError("busy")
-    assert retry_delay(policy, busy, 3, 0) is None  # attempts used up
-    assert retry_delay(policy, E.AuthError("no"), 1, 0) is None  # not retryable
+    assert policy.wait(busy, 3, policy.max_total_s) is None  # attempts used up
+    assert policy.wait(E.AuthError("no"), 1, policy.max_total_s) is None  # not retryable
     late = E.RateLimitedError("later", retry_after=60)
-    assert retry_delay(policy, late, 1, 0) is None  # would pass the total-time cap
-    assert retry_delay(policy, E.RateLimitedError("soon", retry_after=2), 1, 0) == 2.0
+    assert policy.wait(late, 1, policy.max_total_s) is None  # would pass the total-time cap
+    assert policy.wait(E.RateLimitedError("soon", retry_after=2), 1, policy.max_total_s) == 2.0
 
 
 # -- rate limiter ------------------------------------------------------------------------------

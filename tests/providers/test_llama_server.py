@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from provider_helpers import SERVER_KEY, assert_no_secret
 
 from eliza_nb.core.errors import AuthError
 from eliza_nb.core.runtime import Runtime
 
 # llama.cpp's server defaults differ from Llama() (repeat_penalty 1.1): set everything.
-EXACT = dict(temperature=0.0, max_tokens=24, repetition_penalty=0.0, frequency_penalty=0.0, presence_penalty=0.0)
+EXACT = {"temperature": 0.0, "max_tokens": 24, "repetition_penalty": 0.0, "frequency_penalty": 0.0, "presence_penalty": 0.0}
 QUESTION = "What is the capital of France?"
 SYSTEM = "You are a helpful assistant."
 

@@ -9,7 +9,6 @@ import json
 import httpx
 import numpy as np
 import pytest
-
 from provider_helpers import SECRET, assert_no_secret
 
 from eliza_nb.core.errors import AuthError, MissingKeyError, NotFoundError, RateLimitedError, StreamInterrupted
@@ -238,7 +237,7 @@ def test_gemini_blocked_prompt_says_so(home):
 def test_gemini_embeddings_single_and_batch(home):
     rec = Recorder(httpx.Response(200, json={"embedding": {"values": [0.1, 0.2, 0.3]}}))
     rt = runtime(home, rec, {"GEMINI_API_KEY": SECRET})
-    adapter = rt.provider("google")
+    adapter = rt.adapter("google")
     one = adapter.embed(["hello"], "text-embedding-004", 10)
     assert str(rec.requests[0].url).endswith("/v1beta/models/text-embedding-004:embedContent")
     assert rec.body() == {"model": "models/text-embedding-004", "content": {"parts": [{"text": "hello"}]}}
@@ -267,3 +266,108 @@ def test_gemini_bad_key_and_quota_errors(home, fake_time):
     with pytest.raises(RateLimitedError):
         runtime(home, Recorder(exhausted), {"GEMINI_API_KEY": SECRET}, {"retry": {"max_attempts": 1}}).generate(
             "x", provider="google")
+
+
+# -- top_p and the settings declaration on every protocol ----------------------------------------
+OPENAI_CHAT = {"model": "gpt-4o-mini", "choices": [{"index": 0, "message": {"role": "assistant", "content": "Paris."},
+                                                     "finish_reason": "stop"}],
+               "usage": {"prompt_tokens": 5, "completion_tokens": 2}}
+
+
+def test_top_p_goes_out_under_each_protocols_name(home):
+    cases = [("openai", {"OPENAI_API_KEY": SECRET}, httpx.Response(200, json=OPENAI_CHAT), lambda b: b["top_p"]),
+             ("anthropic", {"ANTHROPIC_API_KEY": SECRET}, httpx.Response(200, json=MESSAGE), lambda b: b["top_p"]),
+             ("google", {"GEMINI_API_KEY": SECRET}, httpx.Response(200, json=GEMINI),
+              lambda b: b["generationConfig"]["topP"])]
+    for provider, env, answer, sent in cases:
+        rec = Recorder(answer)
+        r = runtime(home, rec, env).generate("hi", provider=provider, top_p=0.9)
+        assert sent(rec.body()) == 0.9, provider
+        assert r.settings["top_p"] == 0.9 and not any("top_p" in n for n in r.notes), provider
+        # not set: not sent (each API keeps its own default)
+        runtime(home, rec, env).generate("hi", provider=provider)
+        assert "top_p" not in json.dumps(rec.body()) and "topP" not in json.dumps(rec.body()), provider
+
+
+def test_a_catalog_drop_list_drops_top_p_with_a_note(home):
+    rec = Recorder(httpx.Response(200, json=OPENAI_CHAT))
+    config = {"providers": {"openai": {"drop_settings": ["top_p"]}}}
+    r = runtime(home, rec, {"OPENAI_API_KEY": SECRET}, config=config).generate("hi", provider="openai", top_p=0.5)
+    assert "top_p" not in rec.body() and r.notes == ["top_p=0.5 dropped: openai does not take it"]
+
+
+def test_every_setting_is_sent_or_dropped_with_a_note_on_every_protocol(home):
+    """A setting added to the declaration reaches each API under its wire name, or each
+    adapter says it dropped it: it can never vanish silently."""
+    from eliza_nb.core.settings import SETTINGS
+
+    values = {"stop": ["END"], "max_output_tokens": 33, "temperature": 0.7, "top_p": 0.8, "frequency_penalty": 0.4,
+              "presence_penalty": 0.3, "repetition_penalty": 0.2, "seed": 5}
+    assert set(values) == {n for n, s in SETTINGS.items() if s.sent}
+    cases = [("openai", {"OPENAI_API_KEY": SECRET}, httpx.Response(200, json=OPENAI_CHAT), lambda b: b),
+             ("anthropic", {"ANTHROPIC_API_KEY": SECRET}, httpx.Response(200, json=MESSAGE), lambda b: b),
+             ("google", {"GEMINI_API_KEY": SECRET}, httpx.Response(200, json=GEMINI), lambda b: b["generationConfig"])]
+    special = {"repetition_penalty": {"openai": None}}  # openai: only with repetition_penalty_param
+    for provider, env, answer, part in cases:
+        rec = Recorder(answer)
+        r = runtime(home, rec, env).generate("hi", provider=provider, **values)
+        sent = part(rec.body())
+        for name, spec in SETTINGS.items():
+            if not spec.sent:
+                continue
+            wire = spec.wire.get(provider, special.get(name, {}).get(provider))
+            if wire is not None:
+                assert wire in sent, (provider, name)
+            else:
+                assert any(n.startswith(f"{name}=") and "dropped" in n for n in r.notes), (provider, name, r.notes)
+
+
+class _FakeLlama:
+    """What LlamaLocalProvider drives: records create_completion's keyword arguments."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict] = []
+
+    def tokenize(self, data: bytes, add_bos: bool = False, special: bool = False) -> list[int]:
+        return list(data)
+
+    def reset(self) -> None:
+        pass
+
+    def create_completion(self, **kwargs):
+        self.calls.append(kwargs)
+        yield {"choices": [{"text": "ok", "finish_reason": "stop"}]}
+
+
+def test_llama_local_passes_settings_to_llama_cpp(tmp_path, monkeypatch):
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from eliza_nb.adapters import llama_local
+    from eliza_nb.core.settings import ModelSettings
+    from eliza_nb.core.types import Message, ModelClass, Request, Target
+
+    fake = _FakeLlama()
+    template = SimpleNamespace(prompt="<p>", added_special=False, stop=["<eot>"], stopping_criteria=None)
+    monkeypatch.setattr(llama_local.LoadedModel, "_load", lambda self: fake)
+    monkeypatch.setattr(llama_local.LoadedModel, "formatter", lambda self, llm: lambda messages: template)
+    provider = llama_local.LlamaLocalProvider(tmp_path)
+    provider._paths["m"] = Path("m.gguf")
+
+    def call(**settings):
+        request = Request(Target("llama_local", ModelClass.SMALL, "m"), (Message("user", "hi"),),
+                          ModelSettings(**settings), timeout_s=30)
+        completion = provider.generate(request)
+        return fake.calls[-1], completion
+
+    kwargs, completion = call(top_p=0.9, temperature=0.1, max_output_tokens=12, repetition_penalty=0.2,
+                              frequency_penalty=0.3, seed=7, stop=["END"])
+    assert completion.text == "ok" and completion.notes == []
+    assert {k: kwargs[k] for k in ("top_p", "temperature", "max_tokens", "repeat_penalty", "frequency_penalty",
+                                   "presence_penalty", "seed")} == {
+        "top_p": 0.9, "temperature": 0.1, "max_tokens": 12, "repeat_penalty": 1.2, "frequency_penalty": 0.3,
+        "presence_penalty": 0.0, "seed": 7}
+    assert kwargs["stop"] == ["<eot>", "END"]
+    kwargs, _ = call()  # nothing set: llama-cpp's own defaults, except no 16-token cap
+    assert "top_p" not in kwargs and "seed" not in kwargs
+    assert (kwargs["temperature"], kwargs["max_tokens"], kwargs["repeat_penalty"]) == (0.8, None, 1.0)

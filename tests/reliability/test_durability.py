@@ -24,8 +24,8 @@ import pytest
 import writer
 from writer import expected
 
-from eliza_nb.core.cache import EmbeddingSpace
-from eliza_nb.core.embedding import EmbeddingService
+from eliza_nb.core.cache.tiers import EmbeddingSpace
+from eliza_nb.core.embeddings.service import EmbeddingService
 from eliza_nb.core.runtime import Runtime
 
 WRITER = Path(writer.__file__)
@@ -61,11 +61,11 @@ def stored_rows(home: Path) -> dict[bytes, bytes]:
     con = sqlite3.connect(str(home / "cache" / "store" / "cache.db"), timeout=30)
     try:
         assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-        rows = con.execute("SELECT key, mode, value FROM Cache").fetchall()
+        rows = con.execute("SELECT key, value FROM entries").fetchall()
     finally:
         con.close()
-    assert all(mode == 1 and type(value) is bytes for _, mode, value in rows)
-    return {key: value for key, _, value in rows}
+    assert all(type(key) is bytes and type(value) is bytes for key, value in rows)
+    return dict(rows)
 
 
 def check_whole(home: Path, prefixes: dict[str, int]) -> dict[str, list[int]]:

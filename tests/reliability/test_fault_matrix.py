@@ -28,7 +28,7 @@ from IPython.utils.capture import capture_output
 from rel_helpers import closed_port, one_line
 
 from eliza_nb.core import errors as E
-from eliza_nb.core.gencache import generation_tag
+from eliza_nb.core.cache.generations import generation_tag
 from eliza_nb.core.runtime import Runtime
 
 A = "/a/v1/chat/completions"

@@ -222,9 +222,9 @@ def test_prompts_through_the_magic_are_sent_literally_or_refused(ip, rhome, monk
             single_line(cap.stderr)
         # the magic LINE: IPython would eval {expr} here; eliza_nb looks names up instead
         ok, cap = cell("%eliza embed -o _v {open(_m, 'w').write('x')}")
-        assert ok.success and rt.provider("fake").embedded[-1] == "{open(_m, w).write(x)}"  # shell-split, not run
+        assert ok.success and rt.adapter("fake").embedded[-1] == "{open(_m, w).write(x)}"  # shell-split, not run
         ok, cap = cell("%eliza embed -o _v about {topic}")
-        assert ok.success and rt.provider("fake").embedded[-1] == "about cats"
+        assert ok.success and rt.adapter("fake").embedded[-1] == "about cats"
         ok, cap = cell("%%eliza generate --no-stream --system 'be {__import__(\"os\").getcwd()}' -o _r\nhi")
         assert ok.success and "__import__" not in ip.user_ns["_r"].text
         assert not marker.exists()
@@ -251,7 +251,7 @@ def test_a_10_mb_cell_is_refused_with_one_line_and_the_limit_is_configurable(ip,
             assert not result.success and isinstance(result.error_in_exec, UsageError)
             single_line(cap.stderr)
             assert "10,000,00" in cap.stderr and "Eliza.max_cell_chars" in cap.stderr
-        assert rt.provider("fake").generate_calls == 0 and rt.provider("fake").embedded == []
+        assert rt.adapter("fake").generate_calls == 0 and rt.adapter("fake").embedded == []
         assert len(rt.ledger) == 0  # refused before the runtime saw anything
         with capture_output():
             ip.run_line_magic("config", "Eliza.max_cell_chars = 50")

@@ -202,6 +202,6 @@ def test_single_flight_never_makes_a_thread_wait_for_itself(rhome):
     again = rt.generate("same prompt")
     assert again.text.startswith("echo: same prompt") and not again.cached
     assert first + "".join(s) == again.text + " "
-    assert rt.provider("fake").generate_calls == 2
+    assert rt.adapter("fake").generate_calls == 2
     assert rt.generate("same prompt").cached  # and the finished answers are in the cache
     rt.close()

@@ -248,7 +248,7 @@ def test_no_key_in_any_output_log_file_or_archive(keyed, fault_server, ip, tmp_p
     corpus.add("runtime warnings", rt.warnings + slow_rt.warnings)
     corpus.add("config", rt.config)
     corpus.add("session", rt.session.state)
-    corpus.add("adapters", [vars(a) for a in rt._providers.values()])
+    corpus.add("adapters", [vars(a) for a in rt._adapters.values()])
     rt.close()
     slow_rt.close()
     assert corpus.add_files("home", keyed) > 0  # the cache database, its WAL, everything
@@ -257,9 +257,8 @@ def test_no_key_in_any_output_log_file_or_archive(keyed, fault_server, ip, tmp_p
 
 
 def test_no_key_in_a_replay_archive(keyed, fault_server, ip, tmp_path):
-    """The recorder (eliza_nb.core.replay) over successes, failures and failover: the archive
-    holds answers, never a key (this part needs the replay module)."""
-    pytest.importorskip("eliza_nb.core.replay", reason="the replay recorder does not exist yet")
+    """The recorder (eliza_nb.core.replay.tape) over successes, failures and failover: the archive
+    holds answers, never a key."""
     import eliza_nb
 
     fault_server.script("*", behaviour)

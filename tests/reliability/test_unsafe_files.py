@@ -3,7 +3,8 @@ cache entry, database or archive is refused without running anything.
 
 Every payload here would create a marker file if it were unpickled (proved against plain
 diskcache / pickle first); while eliza_nb reads, ``pickle`` itself is booby-trapped so any
-attempt to unpickle fails the test, whether or not the payload would have run.
+attempt to unpickle fails the test, whether or not the payload would have run. A store whose
+schema is not exactly ours (triggers, views, other tables or columns) is refused whole.
 """
 
 from __future__ import annotations
@@ -19,15 +20,14 @@ import fakeprov
 import numpy as np
 import pytest
 
-from eliza_nb.core.cache import EmbeddingSpace, encode_record
-from eliza_nb.core.embedding import _dims_key
-from eliza_nb.core.gencache import generation_key
+from eliza_nb.core.cache.tiers import EmbeddingSpace, encode_record
+from eliza_nb.core.embeddings.service import _dims_key
+from eliza_nb.core.cache.generations import generation_key
 from eliza_nb.core.generation import plan_call, planned_request
 from eliza_nb.core.runtime import Runtime
 
 PACKAGE = Path(__file__).resolve().parents[2] / "eliza_nb"
 SPACE = EmbeddingSpace("fake", "fake-embed", 8, True)
-MODE_RAW, MODE_BINARY, MODE_PICKLE = 1, 2, 4  # diskcache's value modes
 
 
 class Evil:
@@ -64,12 +64,11 @@ def db_of(home: Path) -> Path:
     return home / "cache" / "store" / "cache.db"
 
 
-def insert(db: Path, key: bytes, value: bytes, mode: int, raw: int = 1, filename: str | None = None) -> None:
+def insert(db: Path, key: bytes, value: bytes | str) -> None:
     con = sqlite3.connect(str(db))
     with con:
-        con.execute("INSERT OR REPLACE INTO Cache (key, raw, store_time, expire_time, access_time, access_count, tag,"
-                    " size, mode, filename, value) VALUES (?, ?, 0, NULL, 0, 0, 'x', 0, ?, ?, ?)",
-                    (key, raw, mode, filename, value))
+        con.execute("INSERT OR REPLACE INTO entries (key, tag, value, stored_at, accessed_at, hits)"
+                    " VALUES (?, 'x', ?, 0, 0, 0)", (key, value))
     con.close()
 
 
@@ -94,28 +93,18 @@ def test_pickled_entries_on_every_read_path_are_refused_without_running(rhome, t
     rt.close()
     marker = tmp_path / "pwned"
     payload = pickle.dumps(Evil(marker))
-    db = db_of(rhome)
-    for key in targets.values():
-        insert(db, key, payload, MODE_PICKLE)
-    insert(db, SPACE.key("three"), payload, MODE_RAW)  # raw mode, but the bytes are a pickle
-    evil_file = tmp_path / "value.pkl"
-    evil_file.write_bytes(payload)
-    insert(db, SPACE.key("four"), b"", MODE_PICKLE, filename=str(evil_file))  # diskcache's pickle-in-a-file
-    insert(db, pickle.dumps("five"), payload, MODE_PICKLE, raw=0)  # a pickled KEY (diskcache's raw = 0)
-
-    # the payloads are live: plain diskcache runs them
-    import diskcache
-
-    copy = tmp_path / "copy"
-    shutil.copytree(db.parent, copy)
-    with diskcache.Cache(str(copy)) as dc:
-        dc.get(targets["batch lookup"])
+    pickle.loads(payload)  # the payload is live
     assert marker.exists()
     marker.unlink()
+    db = db_of(rhome)
+    for key in targets.values():
+        insert(db, key, payload)
+    insert(db, SPACE.key("three"), payload.decode("latin-1"))  # the same bytes as a TEXT value
+    insert(db, SPACE.key("four"), SPACE.prefix + payload)  # behind a valid header
 
     trapped = trap_pickle(monkeypatch)
     rt = make_rt(rhome)
-    fake = rt.provider("fake")
+    fake = rt.adapter("fake")
     assert np.allclose(rt.embed("one"), fakeprov.vector_for("fake-embed", "one", 8), atol=1e-6)
     out = rt.embed(["two", "three", "four"])
     assert np.allclose(out, np.stack([fakeprov.vector_for("fake-embed", t, 8) for t in ("two", "three", "four")]), atol=1e-6)
@@ -128,54 +117,106 @@ def test_pickled_entries_on_every_read_path_are_refused_without_running(rhome, t
     assert trapped == [] and not marker.exists()
     assert sorted(fake.embedded) == ["four", "one", "three", "two", "x"]
     con = sqlite3.connect(str(db))
-    assert con.execute("SELECT count(*) FROM Cache WHERE mode != 1 AND raw = 1").fetchone() == (0,)
+    assert con.execute("SELECT count(*) FROM entries WHERE instr(value, ?) > 0", (payload,)).fetchone() == (0,)
     con.close()
-    assert evil_file.read_bytes() == payload  # never read, never deleted
     rt.close()
 
 
-def test_a_crafted_database_cannot_run_sql_of_its_own_or_poison_entries(rhome, tmp_path, no_unpickling):
+@pytest.mark.filterwarnings("ignore:eliza_nb cache:RuntimeWarning")  # asserted through rt.warnings
+def test_a_diskcache_store_of_pickles_is_moved_aside_unread(rhome, tmp_path, monkeypatch):
+    """The layout earlier versions used, holding what plain diskcache unpickles (values in
+    its pickle mode, inline and in a file, and a pickled key): never read, kept aside whole."""
+    import diskcache
+
+    marker = tmp_path / "pwned"
+    store = rhome / "cache" / "store"
+    with diskcache.Cache(str(store), disk_min_file_size=1024) as dc:
+        dc.set(SPACE.key("one"), Evil(marker))  # pickled inline
+        dc.set(SPACE.key("two"), [Evil(marker), "x" * 4096])  # pickled into a file beside the database
+        dc.set(("a", "tuple", "key"), SPACE.record(np.ones(8, "<f4")))  # a pickled key
+    files = sorted(p.relative_to(store) for p in store.rglob("*") if p.is_file() and not p.name.startswith("cache.db"))
+    assert files  # the pickle-in-a-file is there
+    copy = tmp_path / "copy"
+    shutil.copytree(store, copy)
+    with diskcache.Cache(str(copy)) as dc:  # the payloads are live: plain diskcache runs them
+        dc.get(SPACE.key("one"))
+    assert marker.exists()
+    marker.unlink()
+
+    trapped = trap_pickle(monkeypatch)
+    rt = make_rt(rhome)
+    out = rt.embed(["one", "two"])
+    assert np.allclose(out, np.stack([fakeprov.vector_for("fake-embed", t, 8) for t in ("one", "two")]), atol=1e-6)
+    rt.cache.stats()
+    assert trapped == [] and not marker.exists()
+    assert sorted(rt.adapter("fake").embedded) == ["one", "two"]
+    assert len(rt.warnings) == 1 and "diskcache layout" in rt.warnings[0]
+    (moved,) = (rhome / "cache").glob("store.foreign-*")
+    assert sorted(p.relative_to(moved) for p in moved.rglob("*") if p.is_file() and not p.name.startswith("cache.db")) == files
+    rt.close()
+
+
+def _add_column(con: sqlite3.Connection) -> None:
+    con.execute("ALTER TABLE entries ADD COLUMN note TEXT DEFAULT 'x'")
+
+
+def _settings_table(con: sqlite3.Connection) -> None:
+    # diskcache pasted such rows into PRAGMA statements on open
+    con.execute("CREATE TABLE Settings (key TEXT NOT NULL UNIQUE, value)")
+    con.execute("INSERT INTO Settings VALUES ('sqlite_journal_mode', 'delete; DROP TABLE entries')")
+
+
+POISON = SPACE.record(np.full(8, 1 / np.sqrt(8), dtype="<f4"))  # a valid record of the attacker's vector
+TAMPERING = {
+    # the attacker's vector written over everything we store
+    "poisoning trigger": lambda con: con.execute(
+        f"CREATE TRIGGER poison AFTER INSERT ON entries BEGIN "
+        f"UPDATE entries SET value = X'{POISON.hex()}' WHERE rowid = NEW.rowid; END"),
+    "trigger on update": lambda con: con.execute(
+        "CREATE TRIGGER wipe AFTER UPDATE ON entries BEGIN DELETE FROM entries; END"),
+    "view": lambda con: con.execute("CREATE VIEW innocent AS SELECT * FROM entries"),
+    "index on an expression": lambda con: con.execute("CREATE INDEX entries_evil ON entries (length(value))"),
+    "extra column": _add_column,
+    "settings table": _settings_table,
+    "another application id": lambda con: con.execute("PRAGMA application_id = 0"),
+    "an older schema version": lambda con: con.execute("PRAGMA user_version = 0"),
+}
+
+
+@pytest.mark.filterwarnings("ignore:eliza_nb cache:RuntimeWarning")  # asserted through rt.warnings
+@pytest.mark.parametrize("tampering", list(TAMPERING))
+def test_a_store_whose_schema_is_not_exactly_ours_is_refused_whole(rhome, tampering, no_unpickling):
     """Triggers and views are active content: a crafted store could rewrite every entry we
-    store (with a valid record for another vector) or run SQL on each read. Only diskcache's
-    own bookkeeping triggers survive opening, and what is stored is what was fetched."""
+    store (with a valid record for another vector) or run SQL on each read. Anything in the
+    schema that is not ours means the file is not used at all: it is moved aside, with one
+    warning, and what is stored afterwards is what was fetched."""
     rt = make_rt(rhome)
     rt.embed(["seed"])
     rt.close()
     db = db_of(rhome)
-    poison = SPACE.record(np.full(8, 1 / np.sqrt(8), dtype="<f4"))  # a valid record of the attacker's vector
     con = sqlite3.connect(str(db))
     with con:
-        con.execute(f"CREATE TRIGGER poison_insert AFTER INSERT ON Cache BEGIN "
-                    f"UPDATE Cache SET value = X'{poison.hex()}' WHERE rowid = NEW.rowid; END")
-        con.execute(f"CREATE TRIGGER poison_update AFTER UPDATE OF value ON Cache BEGIN "
-                    f"UPDATE Cache SET value = X'{poison.hex()}' WHERE rowid = NEW.rowid AND value != X'{poison.hex()}'; END")
-        con.execute("CREATE TRIGGER wipe_settings AFTER UPDATE ON Settings BEGIN DELETE FROM Cache; END")
-        con.execute("CREATE VIEW innocent AS SELECT * FROM Cache")
-        # diskcache's own trigger names, with other bodies
-        con.execute("DROP TRIGGER Settings_count_insert")
-        con.execute(f"CREATE TRIGGER Settings_count_insert AFTER INSERT ON Cache BEGIN "
-                    f"UPDATE Cache SET value = X'{poison.hex()}' WHERE rowid = NEW.rowid; END")
-        con.execute("INSERT OR REPLACE INTO Settings VALUES ('sqlite_journal_mode', 'delete; DROP TABLE Cache')")
-        con.execute("INSERT OR REPLACE INTO Settings VALUES ('disk_pickle_protocol', 'not a number')")
+        TAMPERING[tampering](con)
     con.close()
 
     rt = make_rt(rhome)
-    texts = ["alpha", "beta", "gamma"]
+    texts = ["alpha", "beta", "gamma", "seed"]
     assert np.allclose(rt.embed(texts), np.stack([fakeprov.vector_for("fake-embed", t, 8) for t in texts]), atol=1e-6)
-    assert rt.warnings == []
+    assert rt.adapter("fake").embedded == texts  # nothing was read from the refused file
+    assert len(rt.warnings) == 1 and "moved it to" in rt.warnings[0] and "\n" not in rt.warnings[0], rt.warnings
     rt.close()
+    (moved,) = (rhome / "cache").glob("store.foreign-*")
     con = sqlite3.connect(str(db))
-    left = {name: " ".join(sql.split()) for name, sql in con.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type IN ('trigger', 'view')")}
+    active = con.execute("SELECT name FROM sqlite_master WHERE type IN ('trigger', 'view')").fetchall()
+    tables = con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
     con.close()
-    assert all(name.startswith("Settings_") and "UPDATE Settings SET value" in sql and "Cache SET" not in sql
-               for name, sql in left.items()), left
+    assert active == [] and tables == [("entries",)]
     rt2 = make_rt(rhome)  # a new kernel reads the provider's vectors back, not the attacker's
-    got = rt2.embed(texts + ["seed"])
-    assert np.allclose(got, np.stack([fakeprov.vector_for("fake-embed", t, 8) for t in texts + ["seed"]]), atol=1e-6)
-    assert rt2.provider("fake").embedded == []
+    got = rt2.embed(texts)
+    assert np.allclose(got, np.stack([fakeprov.vector_for("fake-embed", t, 8) for t in texts]), atol=1e-6)
+    assert rt2.adapter("fake").embedded == [] and rt2.warnings == []
     rt2.close()
-    assert no_unpickling == []
+    assert (moved / "cache.db").exists()
 
 
 def test_records_with_hostile_json_headers_are_refused(rhome, no_unpickling):
@@ -185,9 +226,9 @@ def test_records_with_hostile_json_headers_are_refused(rhome, no_unpickling):
     rt.close()
     db = db_of(rhome)
     deep = "[" * 100_000 + "]" * 100_000  # deeper than json's recursion limit
-    insert(db, key, encode_record({"kind": "generate"}, deep.encode()), MODE_RAW)
-    insert(db, SPACE.key("huge dims"), encode_record({"kind": "embed", "dims": 10**12}, b"\x00" * 16), MODE_RAW)
-    insert(db, SPACE.key("lying length"), b"ENB1" + (2**32 - 1).to_bytes(4, "little") + b"{}", MODE_RAW)
+    insert(db, key, encode_record({"kind": "generate"}, deep.encode()))
+    insert(db, SPACE.key("huge dims"), encode_record({"kind": "embed", "dims": 10**12}, b"\x00" * 16))
+    insert(db, SPACE.key("lying length"), b"ENB1" + (2**32 - 1).to_bytes(4, "little") + b"{}")
     rt = make_rt(rhome)
     assert not rt.generate("json bomb", cache=True).cached
     out = rt.embed(["huge dims", "lying length"])
@@ -198,7 +239,7 @@ def test_records_with_hostile_json_headers_are_refused(rhome, no_unpickling):
 
 # -- replay archives -------------------------------------------------------------------------
 def test_crafted_replay_archives_are_refused_without_running_anything(tmp_path, no_unpickling):
-    replay_archive = pytest.importorskip("eliza_nb.core.replay_archive", reason="the replay module does not exist yet")
+    from eliza_nb.core.replay import archive as replay_archive
     from eliza_nb.core.errors import ReplayArchiveError
 
     marker = tmp_path / "pwned"

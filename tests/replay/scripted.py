@@ -51,7 +51,7 @@ class ScriptedProvider:
         return self._completion(request, self._count("generate"))
 
     def stream(self, request: Any) -> Iterator[Any]:
-        from eliza_nb.providers.base import StreamChunk
+        from eliza_nb.adapters.base import StreamChunk
 
         completion = self._completion(request, self._count("stream"))
         for word in completion.text.split(" "):

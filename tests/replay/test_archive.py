@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from scripted import FAKE_KEY
 
-from eliza_nb.core import replay
+from eliza_nb.core.replay import tape as replay
 from eliza_nb.core.errors import ReplayArchiveError
-from eliza_nb.core.replay_archive import RECORDS, VECTORS, load
+from eliza_nb.core.replay.archive import RECORDS, VECTORS, load
 
 
 @pytest.fixture
@@ -174,4 +174,4 @@ def test_replay_refuses_a_damaged_archive_before_switching_on(make_rt, archive):
     (archive / VECTORS).write_bytes(b"")
     with pytest.raises(ReplayArchiveError, match="line 4"):
         replay.start_replay(rt, archive)
-    assert rt.replay is None
+    assert rt.tape is None

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scripted import CALLS, FAKE_KEY
 
-from eliza_nb.core import replay
+from eliza_nb.core.replay import tape as replay
 from eliza_nb.core.errors import MissingKeyError, ReplayMismatch
 from eliza_nb.notebook.display import footer_html, render_bundle
 
@@ -150,7 +150,7 @@ def test_fallthrough_sends_only_unmatched_requests_live(make_rt, paid_env):
     mixed = rt2.embed(["a cat", "a kitten"])
     assert mixed.shape == (2, 8)
     assert CALLS == {"paid.generate": 1, "paid.embed": 1}  # one live generation, one live text
-    assert rt2.replay.live == 2
+    assert rt2.tape.live == 2
 
 
 def test_failover_during_recording_replays_as_it_happened(make_rt, paid_env):
@@ -228,7 +228,7 @@ def test_start_record_over_replay_and_status(make_rt, paid_env, tmp_path):
     assert (tmp_path / "a.replay" / "requests.jsonl").exists()  # written at once, empty
     assert replay.status(rt).startswith("recording to")
     rt.generate("hi", temperature=0)
-    assert replay.stop(rt) is rec and rt.replay is None
+    assert replay.stop(rt) is rec and rt.tape is None
     rep = replay.start_replay(rt, "a.replay")
     assert replay.status(rt).startswith("replaying") and "1 generations" in replay.status(rt)
     r = rt.generate("hi", temperature=0)

@@ -1,0 +1,244 @@
+"""Anthropic's Messages API, direct or as Claude on Vertex AI.
+
+Direct: ``POST {endpoint}/messages`` with ``x-api-key`` and ``anthropic-version``.
+Vertex: the same body without ``model`` and with ``anthropic_version: vertex-2023-10-16``,
+POSTed to ``https://{region}-aiplatform.googleapis.com/v1/projects/{project}/locations/
+{region}/publishers/anthropic/models/{model}:rawPredict`` (``:streamRawPredict`` for SSE)
+with a Google bearer access token.
+
+Mapping: system messages become the top-level ``system``; ``max_tokens`` is always sent
+(the API requires it); stop -> ``stop_sequences``; temperature is clamped to 0..1; the
+other settings by their wire names in core/settings.py. Penalties and seed have no
+Anthropic equivalent and are dropped with a note.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from typing import Any, Iterator, Mapping, Sequence
+
+from ..core.errors import BadResponseError, ConfigError, InvalidRequestError, MissingKeyError, TransientError
+from ..core.types import Completion, Request, Usage
+from . import http
+from .base import StreamChunk
+from .mapping import configured_drops, drop, wire_settings
+
+API_VERSION = "2023-06-01"
+VERTEX_VERSION = "vertex-2023-10-16"
+DEFAULT_MAX_TOKENS = 4096
+FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length"}
+#: the HTTP status an in-stream error event stands for, so it is classified like a response
+STREAM_ERROR_STATUS = {
+    "invalid_request_error": 400, "authentication_error": 401, "permission_error": 403,
+    "not_found_error": 404, "request_too_large": 413, "rate_limit_error": 429,
+    "api_error": 500, "overloaded_error": 529,
+}
+
+
+class AnthropicProvider:
+    """Claude through the Messages API (direct with an API key)."""
+
+    vertex = False
+
+    def __init__(self, entry: Any, context: Any) -> None:
+        self.id = entry.id
+        self.entry = entry
+        self._ctx = context
+        self._drops = configured_drops(entry.extra)
+        self._caps: Mapping[str, int] = dict(entry.extra.get("output_caps") or {})
+        self._url = entry.endpoint.rstrip("/") + "/messages"
+
+    # -- request ---------------------------------------------------------------------------
+    def _body(self, request: Request, stream: bool) -> tuple[dict[str, Any], list[str]]:
+        s, notes, model = request.settings, [], request.target.model
+        system = "\n\n".join(m.content for m in request.messages if m.role == "system")
+        messages = [m.as_dict() for m in request.messages if m.role != "system"]
+        if not messages:
+            raise InvalidRequestError("a prompt needs at least one user message besides the system prompt", provider=self.id)
+        max_tokens = s.max_output_tokens or DEFAULT_MAX_TOKENS
+        cap = self._caps.get(model)
+        if cap and max_tokens > cap:
+            notes.append(f"max_output_tokens {max_tokens} capped at {cap}: {model}'s output limit")
+            max_tokens = cap
+        body: dict[str, Any] = {"model": model, "max_tokens": int(max_tokens), "messages": messages}
+        if system:
+            body["system"] = system
+        if "temperature" in self._drops:
+            drop(notes, self.id, "temperature", s.temperature)
+        elif s.temperature is not None:
+            if s.temperature > 1.0:  # Anthropic's range is 0..1; others' is 0..2
+                notes.append(f"temperature {s.temperature} clamped to 1.0: Anthropic's range is 0-1")
+            body["temperature"] = min(max(float(s.temperature), 0.0), 1.0)
+        if s.stop:
+            kept = [x for x in s.stop if x.strip()]
+            if len(kept) < len(s.stop):
+                notes.append("whitespace-only stop sequences dropped: Anthropic rejects them")
+            if kept:
+                body["stop_sequences"] = kept
+        body.update(wire_settings(s, "anthropic", self.id, notes, own=("max_output_tokens", "temperature", "stop"),
+                                  drops=self._drops, why="the Messages API has no such parameter"))
+        if stream:
+            body["stream"] = True
+        return body, notes
+
+    def _endpoint(self, model: str, stream: bool) -> tuple[str, dict[str, str], str | None]:
+        key = self._ctx.get_key(self.entry)
+        if not key:
+            raise MissingKeyError(f"no API key: set {self.entry.key_env[0]}", provider=self.id)
+        return self._url, {"x-api-key": key, "anthropic-version": API_VERSION}, key
+
+    def _prepare(self, request: Request, stream: bool):
+        body, notes = self._body(request, stream)
+        url, headers, key = self._endpoint(request.target.model, stream)
+        if self.vertex:
+            body.pop("model")  # Vertex names the model in the URL
+            body["anthropic_version"] = VERTEX_VERSION
+        return url, headers, key, body, notes
+
+    # -- calls -----------------------------------------------------------------------------
+    def generate(self, request: Request) -> Completion:
+        url, headers, key, body, notes = self._prepare(request, stream=False)
+        what = f"messages with {request.target.model}"
+        data = http.post_json(self._ctx.http_client(), url, body, headers=headers, timeout_s=request.timeout_s,
+                              provider=self.id, key=key, what=what)
+        if not isinstance(data, dict) or not isinstance(data.get("content"), list):
+            if isinstance(data, dict) and data.get("type") == "error":
+                self._raise_event_error(data, what, key)
+            raise BadResponseError(f"{what}: the answer has no content", provider=self.id)
+        usage = data.get("usage") or {}
+        return Completion(
+            text="".join(b.get("text", "") for b in data["content"] if isinstance(b, dict) and b.get("type") == "text"),
+            usage=Usage(usage.get("input_tokens"), usage.get("output_tokens")),
+            finish_reason=FINISH.get(data.get("stop_reason"), data.get("stop_reason")),
+            model=data.get("model") or request.target.model,
+            notes=notes,
+        )
+
+    def stream(self, request: Request) -> Iterator[StreamChunk]:
+        url, headers, key, body, notes = self._prepare(request, stream=True)
+        what = f"messages with {request.target.model}"
+        sse = http.SSEStream(self._ctx.http_client(), url, body, headers=headers, timeout_s=request.timeout_s,
+                             provider=self.id, key=key, what=what)
+        parts: list[str] = []
+        prompt_tokens = completion_tokens = finish = model = None
+        done = False
+        try:
+            for event, data in sse.events():
+                obj = http.loads(data, provider=self.id, what=what, key=key)
+                if not isinstance(obj, dict):
+                    raise BadResponseError(f"{what}: an event is not an object", provider=self.id)
+                kind = obj.get("type", event)
+                if kind == "content_block_delta":
+                    delta = obj.get("delta") or {}
+                    if delta.get("type") == "text_delta" and delta.get("text"):
+                        parts.append(delta["text"])
+                        yield StreamChunk(text=delta["text"])
+                elif kind == "message_start":
+                    message = obj.get("message") or {}
+                    model = message.get("model")
+                    usage = message.get("usage") or {}
+                    prompt_tokens = usage.get("input_tokens")
+                    completion_tokens = usage.get("output_tokens")
+                elif kind == "message_delta":
+                    finish = (obj.get("delta") or {}).get("stop_reason") or finish
+                    # output_tokens here is cumulative for the whole message
+                    completion_tokens = (obj.get("usage") or {}).get("output_tokens", completion_tokens)
+                elif kind == "message_stop":
+                    done = True
+                    break
+                elif kind == "error":
+                    self._raise_event_error(obj, what, key)
+                # ping, content_block_start/stop: nothing to do
+            if not done:
+                raise TransientError(f"{what}: the stream ended before message_stop", provider=self.id)
+        except BaseException:
+            sse.close()
+            raise
+        sse.finish()
+        yield StreamChunk(completion=Completion(
+            text="".join(parts), usage=Usage(prompt_tokens, completion_tokens),
+            finish_reason=FINISH.get(finish, finish), model=model or request.target.model, notes=notes,
+        ))
+
+    def _raise_event_error(self, obj: Mapping[str, Any], what: str, key: str | None) -> None:
+        message, code = http.provider_message(obj)
+        status = STREAM_ERROR_STATUS.get(str(code), 500)
+        raise http.error_for_status(status, message, code, provider=self.id, key=key, what=what)
+
+    def embed(self, texts: Sequence[str], model: str, timeout_s: float = 120.0) -> Any:
+        raise ConfigError(f"{self.id} has no embedding API; use a provider with an embedding model", provider=self.id)
+
+    def close(self) -> None:
+        """Nothing to release: the HTTP client belongs to the runtime."""
+
+
+class VertexClaudeProvider(AnthropicProvider):
+    """Claude on Vertex AI: URL from project + region, Google bearer token.
+
+    The token comes from the catalog's key variables (VERTEX_ACCESS_TOKEN, ...); only when
+    none is set, and google-auth is installed, application-default credentials are used.
+    Region: VERTEX_REGION / GOOGLE_CLOUD_REGION / CLOUD_ML_REGION, else the catalog's
+    ``region``. Project: GOOGLE_CLOUD_PROJECT / ANTHROPIC_VERTEX_PROJECT_ID /
+    CLOUDSDK_CORE_PROJECT, else ``project`` in the provider's config table.
+    """
+
+    vertex = True
+    REGION_VARS = ("VERTEX_REGION", "GOOGLE_CLOUD_REGION", "CLOUD_ML_REGION")
+    PROJECT_VARS = ("GOOGLE_CLOUD_PROJECT", "ANTHROPIC_VERTEX_PROJECT_ID", "CLOUDSDK_CORE_PROJECT")
+
+    def __init__(self, entry: Any, context: Any) -> None:
+        super().__init__(entry, context)
+        self._creds: Any = None
+        self._creds_project: str | None = None
+        self._creds_lock = threading.Lock()
+
+    def _setting(self, names: Sequence[str], extra_key: str) -> str | None:
+        # The runtime's key lookup reads its env mapping and ./.env: reuse it for these
+        # plain settings so tests and .env files work the same way as for keys.
+        probe = dataclasses.replace(self.entry, key_env=tuple(names))
+        return self._ctx.get_key(probe) or (str(self.entry.extra[extra_key]) if self.entry.extra.get(extra_key) else None)
+
+    def _endpoint(self, model: str, stream: bool) -> tuple[str, dict[str, str], str | None]:
+        token = self._ctx.get_key(self.entry) or self._google_auth_token()
+        region = self._setting(self.REGION_VARS, "region") or "us-east5"
+        project = self._setting(self.PROJECT_VARS, "project") or self._creds_project
+        if not project:
+            raise MissingKeyError(f"no Google Cloud project: set {self.PROJECT_VARS[0]} "
+                                  f"(or project = \"...\" under [providers.{self.id}])", provider=self.id)
+        base = "https://aiplatform.googleapis.com" if region == "global" else self.entry.endpoint.format(region=region).rstrip("/")
+        method = "streamRawPredict" if stream else "rawPredict"
+        url = f"{base}/v1/projects/{project}/locations/{region}/publishers/anthropic/models/{model}:{method}"
+        return url, http.bearer(token), token
+
+    def _google_auth_token(self) -> str:
+        """An access token from application-default credentials (google-auth), refreshed when stale."""
+        missing = MissingKeyError(
+            f"no access token: set {self.entry.key_env[0]} (e.g. to the output of `gcloud auth print-access-token`)"
+            " or install google-auth and run `gcloud auth application-default login`", provider=self.id)
+        try:
+            import google.auth
+            import google.auth.transport.requests
+        except ImportError:
+            raise missing from None
+        with self._creds_lock:
+            try:
+                if self._creds is None:
+                    self._creds, self._creds_project = google.auth.default(
+                        scopes=["https://www.googleapis.com/auth/cloud-platform"])
+                if not self._creds.valid:
+                    self._creds.refresh(google.auth.transport.requests.Request())
+            except Exception as exc:  # google-auth raises its own hierarchy; keep it one line
+                raise MissingKeyError(f"google-auth found no usable credentials ({type(exc).__name__}); "
+                                      f"set {self.entry.key_env[0]}", provider=self.id) from None
+            return str(self._creds.token)
+
+
+def factory(entry: Any, context: Any) -> AnthropicProvider:
+    """Registry entry point for ``protocol = "anthropic"``."""
+    return AnthropicProvider(entry, context)
+
+
+def vertex_factory(entry: Any, context: Any) -> VertexClaudeProvider:
+    """Registry entry point for ``protocol = "claude_vertex"``."""
+    return VertexClaudeProvider(entry, context)

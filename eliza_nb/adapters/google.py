@@ -1,0 +1,179 @@
+"""Google's Gemini API: generateContent, streamGenerateContent (SSE), embedContent and
+batchEmbedContents. The key goes in the ``x-goog-api-key`` header — never in the URL,
+which httpx puts into its error messages.
+
+Mapping: system messages -> ``systemInstruction``; assistant turns -> role ``model``;
+stop (at most 5) and the other settings Gemini takes -> ``generationConfig`` under their
+wire names in core/settings.py. repetition_penalty has no Gemini equivalent: dropped with a note.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from ..core.errors import BadResponseError, InvalidRequestError, TransientError
+from ..core.types import Completion, Request, Usage
+from . import http
+from .base import StreamChunk
+from .mapping import cap_list, configured_drops, wire_settings
+
+FINISH = {"STOP": "stop", "MAX_TOKENS": "length"}
+MAX_STOP = 5
+EMBED_BATCH = 100  # batchEmbedContents takes at most 100 requests
+
+
+class GeminiProvider:
+    """Gemini over the Generative Language REST API."""
+
+    def __init__(self, entry: Any, context: Any) -> None:
+        self.id = entry.id
+        self.entry = entry
+        self._ctx = context
+        self._drops = configured_drops(entry.extra)
+        self._base = f"{entry.endpoint.rstrip('/')}/{entry.extra.get('api_version', 'v1beta')}/models/"
+
+    def _url(self, model: str, method: str) -> str:
+        return f"{self._base}{model.removeprefix('models/')}:{method}"
+
+    def _headers(self) -> tuple[dict[str, str], str | None]:
+        key = self._ctx.get_key(self.entry)
+        return ({"x-goog-api-key": key} if key else {}), key
+
+    def _body(self, request: Request) -> tuple[dict[str, Any], list[str]]:
+        s, notes = request.settings, []
+        system = "\n\n".join(m.content for m in request.messages if m.role == "system")
+        contents = [{"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]}
+                    for m in request.messages if m.role != "system"]
+        if not contents:
+            raise InvalidRequestError("a prompt needs at least one user message besides the system prompt", provider=self.id)
+        body: dict[str, Any] = {"contents": contents}
+        if system:
+            body["systemInstruction"] = {"parts": [{"text": system}]}
+        stops = cap_list(notes, "stop", s.stop, MAX_STOP, self.id) if s.stop else None
+        # Neutral values are left out: a 0 penalty is the default, and some models reject any.
+        config = wire_settings(s, "google", self.id, notes, own=("stop",), drops=self._drops,
+                               why="Gemini has no {setting}")
+        if stops:
+            config["stopSequences"] = stops
+        if config:
+            body["generationConfig"] = config
+        return body, notes
+
+    @staticmethod
+    def _parse(obj: Mapping[str, Any]) -> tuple[str, str | None, str | None]:
+        """(text, finishReason, blockReason) of one GenerateContentResponse."""
+        candidates = obj.get("candidates") or []
+        if not candidates:
+            return "", None, (obj.get("promptFeedback") or {}).get("blockReason")
+        first = candidates[0] or {}
+        parts = (first.get("content") or {}).get("parts") or []
+        text = "".join(p.get("text", "") for p in parts if isinstance(p, dict) and not p.get("thought"))
+        return text, first.get("finishReason"), None
+
+    def _finish(self, finish: str | None, blocked: str | None, notes: list[str]) -> str | None:
+        if blocked:
+            notes.append(f"Gemini blocked the prompt ({blocked}); no text was generated")
+            return "blocked"
+        if finish and finish not in FINISH:
+            notes.append(f"Gemini stopped with finishReason {finish}")
+        return FINISH.get(finish or "", finish.lower() if finish else None)
+
+    # -- calls -----------------------------------------------------------------------------
+    def generate(self, request: Request) -> Completion:
+        body, notes = self._body(request)
+        headers, key = self._headers()
+        model = request.target.model
+        what = f"generateContent with {model}"
+        data = http.post_json(self._ctx.http_client(), self._url(model, "generateContent"), body, headers=headers,
+                              timeout_s=request.timeout_s, provider=self.id, key=key, what=what)
+        if not isinstance(data, dict):
+            raise BadResponseError(f"{what}: the answer is not an object", provider=self.id)
+        text, finish, blocked = self._parse(data)
+        usage = data.get("usageMetadata") or {}
+        return Completion(
+            text=text, usage=Usage(usage.get("promptTokenCount"), usage.get("candidatesTokenCount")),
+            finish_reason=self._finish(finish, blocked, notes), model=data.get("modelVersion") or model, notes=notes,
+        )
+
+    def stream(self, request: Request) -> Iterator[StreamChunk]:
+        body, notes = self._body(request)
+        headers, key = self._headers()
+        model = request.target.model
+        what = f"streamGenerateContent with {model}"
+        sse = http.SSEStream(self._ctx.http_client(), self._url(model, "streamGenerateContent") + "?alt=sse", body,
+                             headers=headers, timeout_s=request.timeout_s, provider=self.id, key=key, what=what)
+        parts: list[str] = []
+        usage: Mapping[str, Any] = {}
+        finish = blocked = version = None
+        try:
+            # No [DONE] sentinel: the stream simply ends; the last event has finishReason.
+            for _, data in sse.events():
+                obj = http.loads(data, provider=self.id, what=what, key=key)
+                if not isinstance(obj, dict):
+                    raise BadResponseError(f"{what}: an event is not an object", provider=self.id)
+                if obj.get("error"):
+                    message, code = http.provider_message(obj)
+                    status = obj["error"].get("code") if isinstance(obj["error"], dict) else None
+                    raise http.error_for_status(status if isinstance(status, int) else 500, message, code,
+                                                provider=self.id, key=key, what=what)
+                text, f, b = self._parse(obj)
+                finish, blocked = f or finish, b or blocked
+                usage = obj.get("usageMetadata") or usage
+                version = obj.get("modelVersion") or version
+                if text:
+                    parts.append(text)
+                    yield StreamChunk(text=text)
+            if finish is None and blocked is None:
+                raise TransientError(f"{what}: the stream ended without a finishReason", provider=self.id)
+        except BaseException:
+            sse.close()
+            raise
+        sse.finish()
+        yield StreamChunk(completion=Completion(
+            text="".join(parts), usage=Usage(usage.get("promptTokenCount"), usage.get("candidatesTokenCount")),
+            finish_reason=self._finish(finish, blocked, notes), model=version or model, notes=notes,
+        ))
+
+    def embed(self, texts: Sequence[str], model: str, timeout_s: float = 120.0) -> np.ndarray:
+        """embedContent for one text, batchEmbedContents (100 per request) for more."""
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.entry.embedding_dims or 0), dtype=np.float32)
+        headers, key = self._headers()
+        name = "models/" + model.removeprefix("models/")
+        client = self._ctx.http_client()
+        if len(texts) == 1:
+            what = f"embedContent with {model}"
+            data = http.post_json(client, self._url(model, "embedContent"),
+                                  {"model": name, "content": {"parts": [{"text": texts[0]}]}},
+                                  headers=headers, timeout_s=timeout_s, provider=self.id, key=key, what=what)
+            vectors = [((data or {}).get("embedding") or {}).get("values")] if isinstance(data, dict) else [None]
+        else:
+            what = f"batchEmbedContents with {model}"
+            vectors = []
+            for start in range(0, len(texts), EMBED_BATCH):
+                batch = texts[start:start + EMBED_BATCH]
+                body = {"requests": [{"model": name, "content": {"parts": [{"text": t}]}} for t in batch]}
+                data = http.post_json(client, self._url(model, "batchEmbedContents"), body, headers=headers,
+                                      timeout_s=timeout_s, provider=self.id, key=key, what=what)
+                got = data.get("embeddings") if isinstance(data, dict) else None
+                if not isinstance(got, list) or len(got) != len(batch):
+                    raise BadResponseError(f"{what}: {len(got) if isinstance(got, list) else 'no'} vectors for "
+                                           f"{len(batch)} texts", provider=self.id)
+                vectors.extend((e or {}).get("values") for e in got)
+        if any(not isinstance(v, list) or not v for v in vectors):
+            raise BadResponseError(f"{what}: an embedding has no values", provider=self.id)
+        try:
+            return np.asarray(vectors, dtype=np.float32)
+        except ValueError:
+            raise BadResponseError(f"{what}: vectors of different lengths in one answer", provider=self.id) from None
+
+    def close(self) -> None:
+        """Nothing to release: the HTTP client belongs to the runtime."""
+
+
+def factory(entry: Any, context: Any) -> GeminiProvider:
+    """Registry entry point for ``protocol = "google"``."""
+    return GeminiProvider(entry, context)

@@ -1,0 +1,314 @@
+"""The ``llama_local`` provider: llama-cpp-python, in process, no key, no network.
+
+Every call into a ``Llama`` object runs on ONE thread per process (a single-worker
+executor shared by every loaded model, of every runtime): the build links OpenMP, which
+gives each calling thread a team of its own, and once a process holds more OpenMP
+threads than cores, libgomp stops spinning at its barriers for ALL teams, so every
+layer of every token waits on a futex. Calls from alternating threads ran 3-4x slower on
+2 cores (DESIGN.md §4); a thread per model did the same more quietly: generation fell
+from ~85 to ~45 tokens/s for the rest of the session once the embedding model had been
+used. Models load lazily on first use and stay loaded for the session; importing this
+module loads nothing.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from ..core.errors import ContextTooLongError, ElizaError, StreamInterrupted, TransientError
+from ..core.types import Completion, Request, Usage
+from .base import StreamChunk
+from .local_models import resolve_model_path
+from .mapping import wire_settings
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    """How local models are loaded. ``n_threads=2`` is explicit: llama-cpp-python's default
+    on this machine kind is 1 (measured 85 tok/s with 2 threads against ~35)."""
+
+    n_ctx: int = 8192
+    n_threads: int = 2
+    n_batch: int = 512
+    embedding_n_ctx: int = 512
+    # Reusing the KV cache of a shared prompt prefix saves prompt time but changes the
+    # batch shapes, and at temperature 0 that flips near-tie tokens: the same prompt
+    # answered differently on its second run. Off by default so cells re-run identically.
+    reuse_prompt_cache: bool = False
+
+
+_llama_thread: ThreadPoolExecutor | None = None
+_llama_thread_lock = threading.Lock()
+
+
+def llama_thread() -> ThreadPoolExecutor:
+    """The process's one thread for llama.cpp calls (see the module doc for why one).
+
+    Calls queue in order: an embedding asked for during a long generation waits for it
+    (on 2 cores the two would only slow each other down). Nothing running on this thread
+    may wait for this thread.
+    """
+    global _llama_thread
+    with _llama_thread_lock:
+        if _llama_thread is None:
+            _llama_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eliza-llama")
+        return _llama_thread
+
+
+class LoadedModel:
+    """One GGUF file, loaded on first use, driven from the process's llama thread."""
+
+    def __init__(self, path: Path, *, embedding: bool, config: LocalConfig) -> None:
+        self.path = path
+        self.embedding = embedding
+        self.config = config
+        self._executor = llama_thread()
+        self._llm: Any = None
+        self._formatter: Any = None
+
+    def _load(self) -> Any:  # runs on the worker thread
+        if self._llm is None:
+            from llama_cpp import Llama
+
+            cfg = self.config
+            n_ctx = cfg.embedding_n_ctx if self.embedding else cfg.n_ctx
+            self._llm = Llama(
+                model_path=str(self.path),
+                n_ctx=n_ctx,
+                n_batch=min(cfg.n_batch, n_ctx) if not self.embedding else n_ctx,
+                n_ubatch=min(cfg.n_batch, n_ctx) if not self.embedding else n_ctx,
+                n_threads=cfg.n_threads,
+                n_threads_batch=cfg.n_threads,
+                embedding=self.embedding,
+                verbose=False,
+            )
+        return self._llm
+
+    def run(self, fn: Callable[[Any], Any]) -> Any:
+        """Call ``fn(llm)`` on the llama thread and wait for it."""
+        return self._executor.submit(lambda: fn(self._load())).result()
+
+    def submit(self, fn: Callable[[Any], Any]):
+        return self._executor.submit(lambda: fn(self._load()))
+
+    @property
+    def loaded(self) -> bool:
+        return self._llm is not None
+
+    def formatter(self, llm: Any) -> Any:
+        """The model's own chat template (the one llama-cpp-python's chat handler uses)."""
+        if self._formatter is None:
+            from llama_cpp import llama_chat_format as lcf
+
+            template = llm.metadata.get("tokenizer.chat_template") or lcf.CHATML_CHAT_TEMPLATE
+            eos_id, bos_id = llm.token_eos(), llm.token_bos()
+            self._formatter = lcf.Jinja2ChatFormatter(
+                template=template,
+                eos_token=llm._model.token_get_text(eos_id) if eos_id != -1 else "",
+                bos_token=llm._model.token_get_text(bos_id) if bos_id != -1 else "",
+                stop_token_ids=[eos_id],
+            )
+        return self._formatter
+
+    def close(self) -> None:
+        def _free(_: Any) -> None:
+            if self._llm is not None:
+                self._llm.close()
+                self._llm = None
+
+        if self._llm is not None:
+            self._executor.submit(lambda: _free(None)).result()
+        # The thread is the process's, not this model's: other models (and runtimes) keep using it.
+
+
+#: what a call sends when a setting is not set: llama-cpp-python's own defaults, except
+#: max_tokens (its default is 16; None generates until a stop or the context's end)
+SAMPLING_DEFAULTS: dict[str, Any] = {"temperature": 0.8, "max_tokens": None, "frequency_penalty": 0.0,
+                                     "presence_penalty": 0.0, "repeat_penalty": 1.0}
+
+
+def _sampling_args(request: Request, notes: list[str]) -> dict[str, Any]:
+    """``create_completion`` keyword arguments for the request's settings (stop is merged with
+    the chat template's own stops by the caller)."""
+    s = request.settings
+    args = dict(SAMPLING_DEFAULTS)
+    args.update(wire_settings(s, "llama_local", "llama_local", notes, own=("stop", "repetition_penalty"),
+                              why="llama.cpp has no {setting}"))
+    # Eliza's repetition_penalty is additive (0 = off); llama.cpp's is a factor (1 = off).
+    args["repeat_penalty"] = 1.0 + (s.repetition_penalty or 0.0)
+    return args
+
+
+class LlamaLocalProvider:
+    """The in-process provider. One LoadedModel per GGUF path, created on first use."""
+
+    id = "llama_local"
+
+    def __init__(self, home: Path, config: LocalConfig | None = None, warn: Callable[[str], None] | None = None) -> None:
+        self.home = home
+        self.config = config or LocalConfig()
+        self._warn = warn
+        self._models: dict[tuple[Path, bool], LoadedModel] = {}
+        self._paths: dict[str, Path] = {}
+        self._lock = threading.Lock()
+
+    # -- model management -------------------------------------------------------------
+    def model(self, name: str, *, embedding: bool) -> LoadedModel:
+        path = self._paths.get(name)
+        if path is None:  # resolving checks (or converts) the file: once per name per session
+            path = self._paths[name] = resolve_model_path(name, self.home, warn=self._warn)[0]
+        key = (path, embedding)
+        with self._lock:
+            loaded = self._models.get(key)
+            if loaded is None:
+                loaded = self._models[key] = LoadedModel(path, embedding=embedding, config=self.config)
+            return loaded
+
+    def context_window(self, model: str) -> int:
+        """Tokens the loaded context holds (prompt + output)."""
+        return self.config.n_ctx
+
+    def count_tokens(self, text: str, model: str) -> int:
+        """Exact token count with the model's own tokenizer."""
+        m = self.model(model, embedding=False)
+        return m.run(lambda llm: len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)))
+
+    # -- generation ------------------------------------------------------------------
+    def generate(self, request: Request) -> Completion:
+        completion = None
+        for chunk in self.stream(request):
+            if chunk.completion is not None:
+                completion = chunk.completion
+        assert completion is not None
+        return completion
+
+    def stream(self, request: Request) -> Iterator[StreamChunk]:
+        model = self.model(request.target.model, embedding=False)
+        notes: list[str] = []
+        args = _sampling_args(request, notes)
+        extra_stops = list(request.settings.stop or ())
+        messages = [m.as_dict() for m in request.messages]
+        out: queue.SimpleQueue = queue.SimpleQueue()
+        cancel = threading.Event()
+
+        def work(llm: Any) -> None:
+            try:
+                fmt = model.formatter(llm)(messages=messages)
+                prompt = llm.tokenize(fmt.prompt.encode("utf-8"), add_bos=not fmt.added_special, special=True)
+                out.put(("prompt", len(prompt)))
+                stops = list(dict.fromkeys([*fmt.stop, *extra_stops]))
+                if not self.config.reuse_prompt_cache:
+                    llm.reset()
+                gen = llm.create_completion(
+                    prompt=prompt, stop=stops, stopping_criteria=fmt.stopping_criteria, stream=True, **args
+                )
+                finish = None
+                texts: list[str] = []
+                try:
+                    for part in gen:
+                        choice = part["choices"][0]
+                        finish = choice.get("finish_reason") or finish
+                        if choice.get("text"):
+                            texts.append(choice["text"])
+                            out.put(("text", choice["text"]))
+                        if cancel.is_set():
+                            finish = "interrupted"
+                            break
+                finally:
+                    gen.close()
+                # Count here, on the llama thread: a later submit would queue behind
+                # the next caller's whole generation and inflate this call's latency.
+                text = "".join(texts)
+                n = len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)) if text else 0
+                out.put(("done", (finish, n)))
+            except BaseException as exc:  # handed to the caller's thread
+                out.put(("error", exc))
+
+        model.submit(work)
+        return self._drain(model, request, out, cancel, notes)
+
+    def _drain(self, model: LoadedModel, request: Request, out: queue.SimpleQueue, cancel: threading.Event,
+               notes: list[str]) -> Iterator[StreamChunk]:
+        parts: list[str] = []
+        prompt_tokens: int | None = None
+        try:
+            while True:
+                try:
+                    kind, value = out.get(timeout=request.timeout_s)
+                except queue.Empty:
+                    cancel.set()
+                    raise TransientError(
+                        f"no token from {model.path.name} within {request.timeout_s:.0f} s", provider=self.id
+                    ) from None
+                if kind == "text":
+                    parts.append(value)
+                    yield StreamChunk(text=value)
+                elif kind == "prompt":
+                    prompt_tokens = value
+                elif kind == "error":
+                    raise _classify(value, self.id)
+                else:  # done
+                    finish, completion_tokens = value
+                    yield StreamChunk(
+                        completion=Completion(
+                            text="".join(parts),
+                            usage=Usage(prompt_tokens, completion_tokens),
+                            finish_reason=finish,
+                            model=request.target.model,
+                            notes=notes,
+                        )
+                    )
+                    return
+        except GeneratorExit:
+            cancel.set()
+            raise
+        except KeyboardInterrupt:
+            cancel.set()
+            raise StreamInterrupted("stopped by the user", provider=self.id, partial="".join(parts)) from None
+
+    # -- embeddings ------------------------------------------------------------------
+    def embed(self, texts: Sequence[str], model: str, timeout_s: float = 120.0) -> np.ndarray:
+        """L2-normalised float32 vectors, one row per text."""
+        loaded = self.model(model, embedding=True)
+        texts = list(texts)
+        try:
+            rows = loaded.submit(lambda llm: llm.embed(texts, normalize=True)).result(timeout=timeout_s)
+        except TimeoutError:
+            raise TransientError(f"embedding {len(texts)} texts took over {timeout_s:.0f} s", provider=self.id) from None
+        except ElizaError:
+            raise
+        except Exception as exc:
+            raise _classify(exc, self.id) from None
+        return np.asarray(rows, dtype=np.float32).reshape(len(texts), -1)
+
+    def close(self) -> None:
+        with self._lock:
+            models, self._models = list(self._models.values()), {}
+        for m in models:
+            m.close()
+
+
+def _classify(exc: BaseException, provider: str) -> BaseException:
+    if isinstance(exc, ElizaError):
+        return exc
+    msg = str(exc)
+    if "exceed context window" in msg or "context window" in msg:
+        return ContextTooLongError(msg, provider=provider)
+    if isinstance(exc, (ValueError, RuntimeError)):
+        return ElizaError(f"{type(exc).__name__}: {msg}", provider=provider)
+    return exc
+
+
+def factory(entry: Any, context: Any) -> LlamaLocalProvider:
+    """Registry entry point: one in-process provider per runtime."""
+    options = dict(context.options.get("local") or {})
+    known = set(LocalConfig.__dataclass_fields__)
+    config = LocalConfig(**{k: v for k, v in options.items() if k in known})
+    return LlamaLocalProvider(context.home, config, warn=context.warn)

@@ -1,0 +1,252 @@
+"""The OpenAI wire protocol: chat completions (plain and SSE), embeddings, images.
+
+Serves openai, grok, groq, llama_cloud, redpill, openrouter, heurist, ollama and any
+user-defined catalog entry with ``protocol = "openai"`` — those differ only in data. Catalog
+``extra`` keys this adapter reads (all optional):
+
+- ``repetition_penalty_param``: the body field for Eliza's additive repetition_penalty,
+  sent as ``1 + value`` (OpenRouter/Together/vLLM: "repetition_penalty", llama.cpp's
+  server: "repeat_penalty"). Absent: the setting is dropped with a note.
+- ``drop_settings``: settings this endpoint rejects (dropped with a note).
+- ``max_stop``: how many stop sequences the endpoint takes (OpenAI: 4).
+- ``stream_usage``: false for servers that reject ``stream_options``.
+- ``embed_batch``: texts per embeddings request (default 128).
+- ``image_endpoint`` / ``image_settings``: Heurist's own image job API.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from ..core.errors import BadResponseError, ConfigError, TransientError
+from ..core.types import Completion, ImageResult, Request, Usage, sniff_image_mime
+from . import http
+from .base import StreamChunk
+from .mapping import cap_list, configured_drops, drop, image_size, wire_settings
+
+
+class OpenAICompatProvider:
+    """One OpenAI-compatible endpoint (base URL + optional key), over the runtime's client."""
+
+    def __init__(self, entry: Any, context: Any) -> None:
+        self.id = entry.id
+        self.entry = entry
+        self._ctx = context
+        base = entry.endpoint.rstrip("/")
+        self._chat_url = base + "/chat/completions"
+        self._embed_url = base + "/embeddings"
+        self._image_url = base + "/images/generations"
+        extra = entry.extra
+        self._drops = configured_drops(extra)
+        self._rep_param = extra.get("repetition_penalty_param")
+        self._max_stop = extra.get("max_stop")
+        self._stream_usage = bool(extra.get("stream_usage", True))
+        self._embed_batch = max(1, int(extra.get("embed_batch", 128)))
+
+    # -- plumbing ------------------------------------------------------------------------
+    def _auth(self, url: str) -> tuple[dict[str, str], str | None]:
+        key = self._ctx.get_key(self.entry)
+        http.check_plain_http(url, key, self._ctx.warn, self.id)  # the runtime says each warning once
+        return http.bearer(key), key
+
+    def _body(self, request: Request, stream: bool) -> tuple[dict[str, Any], list[str]]:
+        s, notes = request.settings, []
+        body: dict[str, Any] = {"model": request.target.model, "messages": [m.as_dict() for m in request.messages]}
+        if s.stop:
+            body["stop"] = cap_list(notes, "stop", s.stop, self._max_stop, self.id)
+        body.update(wire_settings(s, "openai", self.id, notes, own=("stop", "repetition_penalty"), drops=self._drops))
+        if s.repetition_penalty is None:
+            pass
+        elif self._rep_param and "repetition_penalty" not in self._drops:
+            body[self._rep_param] = 1.0 + s.repetition_penalty
+        else:
+            drop(notes, self.id, "repetition_penalty", s.repetition_penalty,
+                 f"{self.id}'s API has no repetition penalty (set repetition_penalty_param in its catalog entry if it has one)")
+        if stream:
+            body["stream"] = True
+            if self._stream_usage:
+                body["stream_options"] = {"include_usage": True}
+        return body, notes
+
+    def _raise_body_error(self, data: Any, what: str, key: str | None) -> None:
+        # Some gateways (OpenRouter) answer 200 with an error object, mid-stream too.
+        message, code = http.provider_message(data)
+        status = data["error"].get("code") if isinstance(data.get("error"), Mapping) else None
+        status = status if isinstance(status, int) and 400 <= status < 600 else 502
+        raise http.error_for_status(status, message, code, provider=self.id, key=key, what=what)
+
+    # -- chat ------------------------------------------------------------------------------
+    def generate(self, request: Request) -> Completion:
+        body, notes = self._body(request, stream=False)
+        headers, key = self._auth(self._chat_url)
+        what = f"chat with {request.target.model}"
+        data = http.post_json(self._ctx.http_client(), self._chat_url, body, headers=headers,
+                              timeout_s=request.timeout_s, provider=self.id, key=key, what=what)
+        if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+            if isinstance(data, dict) and data.get("error"):
+                self._raise_body_error(data, what, key)
+            raise BadResponseError(f"{what}: the answer has no choices", provider=self.id)
+        choice = data["choices"][0] if data["choices"] else {}
+        message = choice.get("message") or {}
+        usage = data.get("usage") or {}
+        return Completion(
+            text=message.get("content") or "",
+            usage=Usage(usage.get("prompt_tokens"), usage.get("completion_tokens")),
+            finish_reason=choice.get("finish_reason"),
+            model=data.get("model") or request.target.model,
+            notes=notes,
+        )
+
+    def stream(self, request: Request) -> Iterator[StreamChunk]:
+        body, notes = self._body(request, stream=True)
+        headers, key = self._auth(self._chat_url)
+        what = f"chat with {request.target.model}"
+        sse = http.SSEStream(self._ctx.http_client(), self._chat_url, body, headers=headers,
+                             timeout_s=request.timeout_s, provider=self.id, key=key, what=what)
+        parts: list[str] = []
+        usage: Mapping[str, Any] = {}
+        finish = model = None
+        done = False
+        try:
+            for _, data in sse.events():
+                if data.startswith("[DONE]"):
+                    done = True
+                    break
+                obj = http.loads(data, provider=self.id, what=what, key=key)
+                if not isinstance(obj, dict):
+                    raise BadResponseError(f"{what}: an event is not an object", provider=self.id)
+                if obj.get("error") and not obj.get("choices"):
+                    self._raise_body_error(obj, what, key)
+                model = obj.get("model") or model
+                usage = obj.get("usage") or usage
+                for choice in obj.get("choices") or ():
+                    if choice.get("index", 0) != 0:
+                        continue
+                    text = (choice.get("delta") or {}).get("content")
+                    if text:
+                        parts.append(text)
+                        yield StreamChunk(text=text)
+                    finish = choice.get("finish_reason") or finish
+            if not done and finish is None:
+                raise TransientError(f"{what}: the stream ended before its final event", provider=self.id)
+        except BaseException:
+            sse.close()
+            raise
+        sse.finish()
+        yield StreamChunk(completion=Completion(
+            text="".join(parts), usage=Usage(usage.get("prompt_tokens"), usage.get("completion_tokens")),
+            finish_reason=finish, model=model or request.target.model, notes=notes,
+        ))
+
+    # -- embeddings ------------------------------------------------------------------------
+    def embed(self, texts: Sequence[str], model: str, timeout_s: float = 120.0) -> np.ndarray:
+        """(n, d) float32, input order, batched by ``embed_batch``."""
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.entry.embedding_dims or 0), dtype=np.float32)
+        headers, key = self._auth(self._embed_url)
+        what = f"embeddings with {model}"
+        client = self._ctx.http_client()
+        rows: list[Any] = []
+        for start in range(0, len(texts), self._embed_batch):
+            batch = texts[start:start + self._embed_batch]
+            data = http.post_json(client, self._embed_url, {"model": model, "input": batch}, headers=headers,
+                                  timeout_s=timeout_s, provider=self.id, key=key, what=what)
+            items = data.get("data") if isinstance(data, dict) else None
+            if not isinstance(items, list) or len(items) != len(batch):
+                got = len(items) if isinstance(items, list) else "no"
+                raise BadResponseError(f"{what}: {got} vectors for {len(batch)} texts", provider=self.id)
+            items = sorted(items, key=lambda d: d.get("index", 0))
+            for item in items:
+                vec = item.get("embedding")
+                if not isinstance(vec, list) or not vec or isinstance(vec[0], list):
+                    raise BadResponseError(
+                        f"{what}: expected one flat vector per text (per-token vectors come from a chat model "
+                        "served as an embedding model)", provider=self.id)
+                rows.append(vec)
+        try:
+            return np.asarray(rows, dtype=np.float32)
+        except ValueError:
+            raise BadResponseError(f"{what}: vectors of different lengths in one answer", provider=self.id) from None
+
+    # -- images ----------------------------------------------------------------------------
+    def image(self, prompt: str, model: str, options: Mapping[str, Any], timeout_s: float) -> ImageResult:
+        """One image: OpenAI's /images/generations, or Heurist's job endpoint when configured."""
+        if self.entry.extra.get("image_endpoint"):
+            return self._job_image(prompt, model, options, timeout_s)
+        notes: list[str] = []
+        body: dict[str, Any] = {"model": model, "prompt": prompt, "n": 1, "response_format": "b64_json"}
+        width, height = image_size(options)
+        if width and height:
+            body["size"] = f"{width}x{height}"
+        for name in ("quality", "style"):
+            if options.get(name) is not None:
+                body[name] = options[name]
+        for name in ("steps", "seed", "negative_prompt", "guidance"):
+            drop(notes, self.id, name, options.get(name), "OpenAI-style image APIs do not take it")
+        headers, key = self._auth(self._image_url)
+        what = f"image with {model}"
+        data = http.post_json(self._ctx.http_client(), self._image_url, body, headers=headers,
+                              timeout_s=timeout_s, provider=self.id, key=key, what=what)
+        items = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(items, list) or not items:
+            raise BadResponseError(f"{what}: the answer holds no image", provider=self.id)
+        item = items[0]
+        result = ImageResult(revised_prompt=item.get("revised_prompt"), notes=notes)
+        if item.get("b64_json"):
+            try:
+                result.data = base64.b64decode(item["b64_json"], validate=True)
+            except ValueError:
+                raise BadResponseError(f"{what}: the image is not valid base64", provider=self.id) from None
+            result.mime = sniff_image_mime(result.data)
+        elif item.get("url"):
+            result.url = str(item["url"])
+        else:
+            raise BadResponseError(f"{what}: neither b64_json nor url in the answer", provider=self.id)
+        return result
+
+    def _job_image(self, prompt: str, model: str, options: Mapping[str, Any], timeout_s: float) -> ImageResult:
+        """Heurist: POST a job; the answer is the image URL as text (sometimes JSON-quoted)."""
+        url = str(self.entry.extra["image_endpoint"])
+        defaults = dict(self.entry.extra.get("image_settings") or {})
+        opts = {**defaults, **{k: v for k, v in options.items() if v is not None}}
+        width, height = image_size(opts)
+        notes: list[str] = []
+        for name in ("quality", "style"):
+            drop(notes, self.id, name, options.get(name), "Heurist's image API does not take it")
+        body = {
+            "job_id": f"eliza_nb-{uuid.uuid4()}",
+            "model_input": {"SD": {
+                "prompt": prompt,
+                "neg_prompt": opts.get("negative_prompt") or "",
+                "num_iterations": int(opts.get("steps") or 20),
+                "width": width or 512,
+                "height": height or 512,
+                "guidance_scale": float(opts.get("guidance") or 3),
+                "seed": int(opts["seed"]) if opts.get("seed") is not None else -1,
+            }},
+            "model_id": model,
+            "deadline": int(min(timeout_s, 120)),
+            "priority": 1,
+        }
+        headers, key = self._auth(url)
+        what = f"image with {model}"
+        text = http.post_text(self._ctx.http_client(), url, body, headers=headers, timeout_s=timeout_s,
+                              provider=self.id, key=key, what=what).strip().strip('"')
+        if not text.startswith(("http://", "https://")):
+            raise BadResponseError(f"{what}: expected an image URL, got {http.scrub(text[:60], key)!r}", provider=self.id)
+        return ImageResult(url=text, notes=notes)
+
+    def close(self) -> None:
+        """Nothing to release: the HTTP client belongs to the runtime."""
+
+
+def factory(entry: Any, context: Any) -> OpenAICompatProvider:
+    """Registry entry point for ``protocol = "openai"``."""
+    if not entry.endpoint:
+        raise ConfigError(f"provider {entry.id}: needs an endpoint (base URL)")
+    return OpenAICompatProvider(entry, context)

@@ -1,0 +1,67 @@
+"""``%eliza bench``: run a benchmark from a cell, show the summary and the chart."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.display import display
+
+from ..parser import MagicParser, identifier, number, positive_int, register_subcommand
+
+
+@dataclass
+class BenchArgs:
+    cases: str = ""
+    models: list[str] = field(default_factory=list)
+    presets: list[str] = field(default_factory=list)
+    repeats: int = 3
+    concurrency: int = 4
+    scorer: str = "contains"
+    max_tokens: int | None = None
+    temperature: float | None = None
+    cache: bool = False
+    output: str | None = None
+
+
+def bench_parser() -> MagicParser:
+    p = MagicParser("%eliza bench", "Benchmark models x presets on the cases in a notebook variable "
+                    "(a list of dicts or a DataFrame with input, expected, optional id).")
+    p.add_argument("--cases", required=True, metavar="VAR", type=identifier)
+    p.add_argument("--models", nargs="+", metavar="M", default=[], help="provider:class or provider:model")
+    p.add_argument("--presets", nargs="+", metavar="P", default=[])
+    p.add_argument("--repeats", type=positive_int, default=3)
+    p.add_argument("--concurrency", type=positive_int, default=4)
+    p.add_argument("--scorer", default="contains", help="exact, contains, regex, json-valid, embedding-similarity, or a function variable")
+    p.add_argument("--max-tokens", dest="max_tokens", type=positive_int)
+    p.add_argument("-t", "--temperature", type=number)
+    p.add_argument("--cache", action="store_true", help="allow cached answers (timings are then not real)")
+    p.add_argument("-o", "--output", type=identifier, metavar="VAR", help="store the full results here")
+    return p
+
+
+def do_bench(shell: Any, args: BenchArgs, cell: str | None) -> None:
+    import eliza_nb
+
+    if args.cases not in shell.user_ns:
+        raise UsageError(f"--cases {args.cases}: no such variable in the notebook")
+    scorer: Any = args.scorer
+    if scorer in shell.user_ns and callable(shell.user_ns[scorer]):
+        scorer = shell.user_ns[scorer]
+    options: dict[str, Any] = {"repeats": args.repeats, "concurrency": args.concurrency, "scorer": scorer, "cache": args.cache}
+    if args.max_tokens is not None:
+        options["max_tokens"] = args.max_tokens
+    if args.temperature is not None:
+        options["temperature"] = args.temperature
+    frame = eliza_nb.benchmark(shell.user_ns[args.cases], args.models or None, args.presets or None, **options)
+    display(frame.summary())
+    display(frame.chart())
+    if args.output:
+        shell.user_ns[args.output] = frame
+        print(f"{args.output}: {len(frame)} rows (one per model x preset x case x repeat)")
+    else:
+        print(f"{len(frame)} rows; add -o VAR to keep them")
+
+
+register_subcommand("bench", bench_parser, BenchArgs, "benchmark models x presets on cases -> summary and chart", do_bench)

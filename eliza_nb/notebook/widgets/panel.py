@@ -1,0 +1,255 @@
+"""ParameterPanel: the session's settings as ipywidgets, two-way bound.
+
+The panel keeps no copy of the settings. Moving a control writes the runtime's Session
+(``session.update``); every Session change (from this panel, another panel,
+``%eliza config set`` or ``%config Eliza.*``) re-renders the controls from the Session.
+So the next ``%%eliza generate`` uses exactly what the panel shows.
+
+"Not set" (None) cannot be shown by a slider, so each setting row shows the *effective*
+value (catalog < preset < session) with its source beside it, and a ↺ button that unsets
+the session value. Moving the control makes it a session value.
+"""
+
+from __future__ import annotations
+
+import html
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import ipywidgets as W
+
+from ...core.errors import ConfigError, ElizaError
+from ...core.settings import SETTINGS, Setting
+
+_LABEL = {"description_width": "110px"}
+_WIDTH = "420px"  # every control gets this width, so the ↺ buttons line up in a column
+_MUTED = "font-size:0.85em;color:var(--jp-ui-font-color2,#777)"
+
+
+def _labelled(text: str, control: W.Widget, width: str = "424px") -> W.HBox:  # 420 + a control's 2 x 2px margin
+    """A right-aligned 110px label (like a slider's description) before a control."""
+    label = W.HTML(f"<div style='text-align:right;padding-right:8px'>{html.escape(text)}</div>",
+                   layout=W.Layout(width="110px", min_width="110px"))
+    return W.HBox([label, control], layout=W.Layout(width=width, align_items="center"))
+
+
+def _zero_unsets(spec: Setting) -> bool:
+    """A number box shows "not set" as 0 where 0 is not a valid value (max tokens)."""
+    try:
+        spec.check(0)
+    except ConfigError:
+        return True
+    return False
+
+
+def setting_control(spec: Setting) -> W.Widget:
+    """The control for one setting, from its declaration: a slider for a float with a range,
+    a number box for other numbers, chips for a list of strings."""
+    css = f"eliza-{spec.user_name.replace('_', '-')}"
+    if spec.kind is str:
+        return W.TagsInput(allow_duplicates=False, tooltip=spec.summary(), layout=W.Layout(width="300px")).add_class(css)
+    if spec.kind is float and spec.panel_range is not None:
+        lo, hi = spec.panel_range
+        return W.FloatSlider(min=lo, max=hi, step=spec.step, description=spec.label or spec.name, readout_format=".2f",
+                             tooltip=spec.summary(), style=_LABEL, layout=W.Layout(width=_WIDTH)).add_class(css)
+    box = W.IntText if spec.kind is int else W.FloatText
+    tip = spec.summary() + ("; 0 = not set" if _zero_unsets(spec) else "")
+    return box(tooltip=tip, layout=W.Layout(width="120px")).add_class(css)
+
+
+def control_value(spec: Setting, value: Any) -> Any:
+    """The session value for what a control shows."""
+    if spec.kind is str:
+        return tuple(value)
+    if isinstance(value, float):
+        value = round(value, 4)  # slider steps accumulate float noise (0.30000000000000004)
+    return None if value == 0 and _zero_unsets(spec) else value
+
+
+def shown_value(control: W.Widget, spec: Setting, value: Any) -> Any:
+    """What a control shows for a session value (None: the control's empty value)."""
+    if spec.kind is str:
+        return list(value or ())
+    if value is None:
+        return 0
+    if isinstance(control, W.FloatSlider):
+        return max(control.min, min(control.max, float(value)))
+    return value
+
+
+def _runtime(runtime: Any) -> Any:
+    if runtime is not None:
+        return runtime
+    import eliza_nb
+
+    return eliza_nb.runtime()
+
+
+def provider_options(rt: Any) -> list[tuple[str, str]]:
+    """Dropdown (label, id) pairs with each provider's key status (the variable name, never the key)."""
+    from ...core.catalog import key_status
+
+    return [(f"{entry.id} — {key_status(entry, rt.env).phrase}", entry.id) for entry in rt.catalog]
+
+
+class ParameterPanel(W.VBox):
+    """Provider, model class, model id, preset and a control per model setting (sliders,
+    number boxes, stop chips), bound to ``runtime.session`` (the shared runtime's by default).
+    ``max_tokens`` and ``stop`` name those two controls for convenience."""
+
+    def __init__(self, runtime: Any = None, **kwargs: Any) -> None:
+        self.runtime = _runtime(runtime)
+        self._syncing = False
+        rt = self.runtime
+        self.status = W.HTML().add_class("eliza-panel-status")
+        self.provider = W.Dropdown(options=provider_options(rt), description="provider", style=_LABEL,
+                                   layout=W.Layout(width=_WIDTH)).add_class("eliza-provider")
+        self.model_class = W.ToggleButtons(options=["small", "medium", "large"]).add_class("eliza-model-class")
+        self.model_class.style.button_width = "80px"
+        self.model = W.Text(description="model id", style=_LABEL, continuous_update=False,
+                            layout=W.Layout(width=_WIDTH)).add_class("eliza-model")
+        self.preset = W.ToggleButtons(options=[("none", ""), *[(n, n) for n in rt.presets.names()]],
+                                      ).add_class("eliza-preset")
+        self.preset.style.button_width = "80px"
+        #: every setting's control, by setting name: sliders, then number boxes, then lists
+        self.controls: dict[str, W.Widget] = {}
+        self.sources: dict[str, W.HTML] = {}
+        self.unset_buttons: dict[str, W.Button] = {}
+        rows = []
+        for spec in sorted(SETTINGS.values(), key=lambda s: (float, int, str).index(s.kind)):
+            control = self.controls[spec.name] = setting_control(spec)
+            shown = control if isinstance(control, W.FloatSlider) else _labelled(spec.label or spec.name, control)
+            rows.append(self._row(spec.name, shown))
+        self.sliders: dict[str, W.FloatSlider] = {n: c for n, c in self.controls.items() if isinstance(c, W.FloatSlider)}
+        self.max_tokens = self.controls["max_output_tokens"]
+        self.stop = self.controls["stop"]
+        self.reset_button = W.Button(description="reset to defaults", layout=W.Layout(width="160px")).add_class("eliza-reset")
+        self.reset_button.on_click(lambda _: self._reset_all())
+        title = W.HTML("<b>eliza_nb</b> · parameters (shared with %%eliza and %eliza config)")
+        super().__init__(children=[title, self.provider, _labelled("model class", self.model_class, "auto"), self.model,
+                                   _labelled("preset", self.preset, "auto"), *rows,
+                                   self.reset_button, self.status], **kwargs)
+        self.add_class("eliza-panel")
+        self._refresh()
+        self._wire()
+        self._unsubscribe = rt.session.observe(self._on_session)
+
+    # -- layout ------------------------------------------------------------------------
+    def _row(self, name: str, control: W.Widget) -> W.HBox:
+        source = W.HTML(layout=W.Layout(width="150px")).add_class("eliza-source")
+        button = W.Button(description="↺", tooltip=f"unset {name} (back to preset / catalog)",
+                          layout=W.Layout(width="32px")).add_class("eliza-unset")
+        button.on_click(lambda _, n=name: self._write(**{n: None}))
+        self.sources[name], self.unset_buttons[name] = source, button
+        return W.HBox([control, button, source], layout=W.Layout(align_items="center"))
+
+    # -- panel -> session -----------------------------------------------------------------
+    def _wire(self) -> None:
+        self.provider.observe(lambda c: self._write(provider=c["new"], model=None), names="value")
+        self.model_class.observe(lambda c: self._write(model_class=c["new"], model=None), names="value")
+        self.model.observe(lambda c: self._write(model=c["new"].strip() or None), names="value")
+        self.preset.observe(lambda c: self._write(preset=c["new"] or None), names="value")
+        for name, control in self.controls.items():
+            control.observe(lambda c, n=name: self._write(**{n: control_value(SETTINGS[n], c["new"])}), names="value")
+
+    def _write(self, **changes: Any) -> None:
+        if self._syncing:  # our own refresh moving a control: not a user change
+            return
+        try:
+            self.runtime.session.update(**changes)
+        except (ElizaError, KeyError, TypeError, ValueError) as exc:
+            self._error(str(exc))
+
+    def _reset_all(self) -> None:
+        from ..config import eliza_config
+
+        self.runtime.session.reset()
+        eliza_config().apply_to_session()
+
+    # -- session -> panel -------------------------------------------------------------------
+    def _on_session(self, name: str, value: Any) -> None:
+        self._refresh()
+
+    @contextmanager
+    def _sync(self) -> Iterator[None]:
+        self._syncing = True
+        try:
+            yield
+        finally:
+            self._syncing = False
+
+    def _refresh(self) -> None:
+        """Show the session (and the effective values where the session says nothing)."""
+        rt = self.runtime
+        state = rt.session.state
+        with self._sync():
+            options = provider_options(rt)
+            if list(self.provider.options) != options:
+                self.provider.options = options
+            self.provider.value = state.provider
+            self.model_class.value = state.model_class if state.model_class in self.model_class.options else "small"
+            self.model.value = state.model or ""
+            self.preset.value = state.preset or ""
+            try:
+                target = rt.resolve()
+                entry = rt.catalog.get(target.provider)
+                preset = rt.presets.get(state.preset) if state.preset else None
+                effective = rt.effective_settings(target)
+            except ElizaError as exc:
+                self._error(str(exc))
+                return
+            self.model.placeholder = entry.models.get(target.model_class, "") or "(no model for this class)"
+            for name, control in self.controls.items():
+                control.value = shown_value(control, SETTINGS[name], getattr(effective, name))
+            for name, source in self.sources.items():
+                mine = getattr(state.settings, name)
+                if mine is not None:
+                    text, bold = "session", True
+                elif preset is not None and getattr(preset, name) is not None:
+                    text, bold = f"preset {state.preset}", False
+                elif getattr(entry.settings, name) is not None:
+                    text, bold = f"catalog {entry.id}", False
+                else:
+                    text, bold = "provider default", False
+                source.value = f"<span style='{_MUTED}{';font-weight:600' if bold else ''}'>{html.escape(text)}</span>"
+                self.unset_buttons[name].disabled = mine is None
+            temp = effective.temperature
+            self.status.value = (
+                f"<span style='{_MUTED}'>next call: <b>{html.escape(str(target))}</b> · "
+                f"t {'—' if temp is None else f'{temp:g}'} · preset {html.escape(state.preset or '—')} · "
+                f"max {effective.max_output_tokens or '—'} tok</span>"
+            )
+
+    def _error(self, message: str) -> None:
+        self.status.value = f"<span style='color:#b91c1c'>{html.escape(message)}</span>"
+
+    # -- plain views ------------------------------------------------------------------------
+    def summary(self) -> str:
+        """What the next call uses, as one line (also the panel's plain-text fallback)."""
+        rt = self.runtime
+        try:
+            target = rt.resolve()
+            s = rt.effective_settings(target).as_dict()
+        except ElizaError as exc:
+            return f"eliza_nb parameters: {exc}"
+        preset = rt.session.state.preset or "none"
+        shown = ", ".join(f"{k}={v}" for k, v in s.items() if k not in ("max_input_tokens",))
+        return f"eliza_nb parameters: {target} ({target.model_class.value}), preset {preset}; {shown}"
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        # Where widgets cannot render (static export, terminal), the text says what is set.
+        data = super()._repr_mimebundle_(**kwargs)
+        text = self.summary()
+        data["text/plain"] = text
+        data["text/html"] = f"<pre>{html.escape(text)}</pre>"
+        return data
+
+    def close(self) -> None:
+        """Stop following the session and close the controls."""
+        unsubscribe = getattr(self, "_unsubscribe", None)
+        if unsubscribe is not None:
+            unsubscribe()
+            self._unsubscribe = None
+        for child in list(self.children):
+            child.close()
+        super().close()
