@@ -1,7 +1,7 @@
 # eliza_nb: two commands for a new user.
 #   make demo   set up (once) and run notebooks/quickstart.ipynb headlessly on the local model
 #   make test   set up (once) and run the whole test suite
-# Also: make lab (JupyterLab on notebooks/), make bench (benchmarks, several minutes; builds the
+# Also: make lint (ruff + mypy), make lab (JupyterLab on notebooks/), make bench (benchmarks, several minutes; builds the
 # competitors' venvs .venv-bench-* first via make bench-envs), make clean.
 # Every target is idempotent: set-up steps re-run only when pyproject.toml changes.
 
@@ -11,7 +11,7 @@ BIN    := $(VENV)/bin
 SETUP  := $(VENV)/.setup-done
 TESTS  := $(VENV)/.test-deps-done
 
-.PHONY: setup demo test lab bench bench-envs binder-check clean
+.PHONY: setup demo test lint lab bench bench-envs binder-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ demo: $(SETUP)
 
 test: $(TESTS)
 	$(BIN)/python -m pytest
+
+# ruff (rules in pyproject.toml, bugbear included) and mypy (strict on eliza_nb/core)
+lint: $(TESTS)
+	$(BIN)/python -m ruff check eliza_nb tests bench tools
+	$(BIN)/python -m mypy
 
 lab: $(SETUP)
 	$(BIN)/python -m jupyter lab notebooks/

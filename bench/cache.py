@@ -118,7 +118,7 @@ def child(home: str, sizes: list[int]) -> dict[str, object]:
     for text in texts("tier only", SINGLE // 2):  # the tier alone: read + checksum + finiteness
         key = space.key(text)
         t0 = time.perf_counter()
-        values, _ = decode({key: disk.get_one(key)}, space)
+        values, _ = decode(disk.get_many([key]), space)
         tier.append(time.perf_counter() - t0)
         assert key in values
     batches = {}

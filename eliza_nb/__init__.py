@@ -43,8 +43,12 @@ from .core.errors import (
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from .core.bench import BenchmarkFrame
+    from .core.generation import GenerationStream
     from .core.runtime import Runtime
-    from .core.types import Result
+    from .core.types import ImageResult, Result
 
 __all__ = [
     # calls
@@ -92,19 +96,19 @@ def generate(prompt: Any, **options: Any) -> Result:
     return runtime().generate(prompt, **options)
 
 
-def stream(prompt: Any, **options: Any):
+def stream(prompt: Any, **options: Any) -> GenerationStream:
     """Stream text chunks; the returned object's ``.result`` holds the Result when drained."""
     return runtime().stream(prompt, **options)
 
 
-def embed(texts: Any, **options: Any):
+def embed(texts: Any, **options: Any) -> Any:
     """Embed through the cache: a text -> (d,) float32 array, a list -> (n, d), a pandas
     Series -> a Series of vectors (``as_array=True`` for (n, d)); ``regenerate=True``
     asks the provider again. See :meth:`Runtime.embed`."""
     return runtime().embed(texts, **options)
 
 
-def similar(query: Any, texts_or_vectors: Any, k: int = 5, **options: Any):
+def similar(query: Any, texts_or_vectors: Any, k: int = 5, **options: Any) -> pd.DataFrame:
     """The ``k`` most cosine-similar candidates, best first: a DataFrame(text, score).
 
     Texts are embedded through the cache; vectors (an (n, d) array, a list, a Series or a
@@ -115,18 +119,18 @@ def similar(query: Any, texts_or_vectors: Any, k: int = 5, **options: Any):
     return _similar(runtime(), query, texts_or_vectors, k, **options)
 
 
-def image(prompt: str, provider: str | None = None, model: str | None = None, **options: Any):
+def image(prompt: str, provider: str | None = None, model: str | None = None, **options: Any) -> ImageResult:
     """Generate one image (shows inline in a notebook); see :meth:`Runtime.image` for options
     (size, steps, seed, negative_prompt, quality, style, guidance, timeout_s, failover)."""
     return runtime().image(prompt, provider=provider, model=model, **options)
 
 
-def providers():
+def providers() -> pd.DataFrame:
     """Every provider as a DataFrame: endpoint, model per class, key variable, key present (never the key)."""
     return runtime().providers_table()
 
 
-def usage(by: str | None = None):
+def usage(by: str | None = None) -> pd.DataFrame:
     """The session's usage ledger as a DataFrame: one row per call attempt (cache hits and
     failures included), or totals ``by="provider"``, ``"model"``, ``"kind"`` or ``"preset"``."""
     ledger = runtime().ledger
@@ -138,7 +142,7 @@ def set_budget(max_usd: float | None) -> None:
     runtime().spending.set(max_usd)
 
 
-def benchmark(cases: Any, models: Any = None, presets: Any = None, **options: Any):
+def benchmark(cases: Any, models: Any = None, presets: Any = None, **options: Any) -> BenchmarkFrame:
     """Run cases on models x presets through the runtime -> a tidy BenchmarkFrame with
     ``.summary()`` and ``.chart()``. Options: repeats, concurrency, scorer, cache, progress,
     and any generate setting (temperature, max_tokens, ...)."""
@@ -147,28 +151,29 @@ def benchmark(cases: Any, models: Any = None, presets: Any = None, **options: An
     return _benchmark(runtime(), cases, models, presets, **options)
 
 
-def benchmark_embeddings(texts: Any, models: Any = None, repeats: int = 3):
+def benchmark_embeddings(texts: Any, models: Any = None, repeats: int = 3) -> pd.DataFrame:
     """Latency and dims per embedding model (measured on the provider, cache bypassed)."""
     from .core.bench import benchmark_embeddings as _bench
 
     return _bench(runtime(), texts, models, repeats)
 
 
-def select_model_class(speed: str | None = None, complexity: str | None = None, budget: str | None = None, **kw: Any):
+def select_model_class(speed: str | None = None, complexity: str | None = None, budget: str | None = None,
+                       **kw: Any) -> Any:
     """The seed's selection rule: fast -> small, high complexity -> large, else medium."""
     from .core.selection import select_model_class as _select
 
     return _select(speed, complexity, budget, **kw)
 
 
-def panel():
+def panel() -> Any:
     """The parameter panel (ipywidgets), two-way bound to the runtime's session."""
     from .notebook.widgets import panel as _panel
 
     return _panel()
 
 
-def playground(prompt: str = "", **options: Any):
+def playground(prompt: str = "", **options: Any) -> Any:
     """A prompt box with Run / Stop that streams answers with the session's settings;
     ``options`` (max_tokens=64, system="...", ...) override the session for this playground."""
     from .notebook.widgets import playground as _playground
@@ -176,14 +181,14 @@ def playground(prompt: str = "", **options: Any):
     return _playground(prompt, **options)
 
 
-def explorer(data: Any, **options: Any):
+def explorer(data: Any, **options: Any) -> Any:
     """A 2-D scatter (PCA) of embedded texts: a list of texts, or a DataFrame with text and vector columns."""
     from .notebook.widgets import explorer as _explorer
 
     return _explorer(data, **options)
 
 
-def benchmark_view(results: Any, **options: Any):
+def benchmark_view(results: Any, **options: Any) -> Any:
     """Sortable tables with bars of a benchmark DataFrame (summary per model x preset, and runs)."""
     from .notebook.widgets import benchmark_view as _view
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 
 def _prepare() -> int:
+    from .adapters.local_models import MINILM, SMOLLM2, package_path, prepare_embedding_model, setup_problem
     from .core.errors import ElizaError
     from .core.home import home_dir
-    from .adapters.local_models import MINILM, SMOLLM2, package_path, prepare_embedding_model, setup_problem
 
     home = home_dir()
     problem = setup_problem()  # every missing package in one command, not one per run

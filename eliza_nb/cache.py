@@ -12,7 +12,10 @@ and raw float32 vectors (never pickles, never the texts themselves), under a mem
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _cache() -> Any:
@@ -21,7 +24,7 @@ def _cache() -> Any:
     return eliza_nb.runtime().cache
 
 
-def stats():
+def stats() -> pd.DataFrame:
     """A DataFrame, one row per tier and model: entries, bytes, hits, misses.
 
     ``.attrs`` holds the directory, whether the disk tier is on, its size, limit and policy.

@@ -11,13 +11,16 @@
 The same from a cell: ``%eliza record PATH``, ``%eliza record --stop``, ``%eliza replay PATH
 [--fallthrough]``, ``%eliza replay --off``. An archive is a folder of JSON lines and raw
 float32 vectors (no pickle, no keys, no headers) that diffs cleanly in git; see
-``eliza_nb/core/replay_archive.py`` for the format.
+``eliza_nb/core/replay/archive.py`` for the format.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .core.replay.tape import Recorder, Replayer
 
 
 def _rt() -> Any:
@@ -26,7 +29,7 @@ def _rt() -> Any:
     return eliza_nb.runtime()
 
 
-def record(path: str | Path, *, note: str | None = None):
+def record(path: str | Path, *, note: str | None = None) -> Recorder:
     """Start recording the shared runtime's generations and embeddings to the archive at
     ``path`` (a folder, e.g. ``"notebook.replay"``; an existing archive there is replaced).
     ``note`` is stored in the archive and shown with every replayed answer."""
@@ -35,7 +38,7 @@ def record(path: str | Path, *, note: str | None = None):
     return start_recording(_rt(), path, note)
 
 
-def replay(path: str | Path, strict: bool = True):
+def replay(path: str | Path, strict: bool = True) -> Replayer:
     """Answer matching requests from the archive at ``path``. ``strict=True`` refuses an
     unmatched request with a one-line error naming the field that differs from the nearest
     recorded one; ``strict=False`` sends it to the provider. A damaged archive is refused
@@ -45,7 +48,7 @@ def replay(path: str | Path, strict: bool = True):
     return start_replay(_rt(), path, strict)
 
 
-def stop():
+def stop() -> Recorder | Replayer | None:
     """Stop recording or replaying; returns what was on (None if nothing was)."""
     from .core.replay.tape import stop as _stop
 

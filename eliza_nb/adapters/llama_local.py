@@ -5,7 +5,7 @@ executor shared by every loaded model, of every runtime): the build links OpenMP
 gives each calling thread a team of its own, and once a process holds more OpenMP
 threads than cores, libgomp stops spinning at its barriers for ALL teams, so every
 layer of every token waits on a futex. Calls from alternating threads ran 3-4x slower on
-2 cores (DESIGN.md §4); a thread per model did the same more quietly: generation fell
+2 cores (bench/local.py); a thread per model did the same more quietly: generation fell
 from ~85 to ~45 tokens/s for the rest of the session once the embedding model had been
 used. Models load lazily on first use and stay loaded for the session; importing this
 module loads nothing.

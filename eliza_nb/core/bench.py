@@ -12,10 +12,11 @@ import math
 import re
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from itertools import product
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -103,7 +104,7 @@ class BenchmarkFrame(pd.DataFrame):
     _metadata = ["scorer_name"]
 
     @property
-    def _constructor(self):
+    def _constructor(self) -> type[BenchmarkFrame]:
         return BenchmarkFrame
 
     def summary(self) -> pd.DataFrame:
@@ -140,7 +141,7 @@ class LatencyScoreChart:
         if self.summary.empty:
             return "LatencyScoreChart (no results)"
         cols = ["model", "preset", "p50_latency_s", "mean_score"]
-        return "p50 latency vs mean score\n" + self.summary[cols].to_string(index=False)
+        return "p50 latency vs mean score\n" + str(self.summary[cols].to_string(index=False))
 
     def _repr_svg_(self) -> str:
         from html import escape
@@ -173,7 +174,7 @@ class LatencyScoreChart:
 
 
 # -- the runner -------------------------------------------------------------------------
-def _progress(total: int, enabled: bool):
+def _progress(total: int, enabled: bool) -> Any:
     if not enabled:
         return None
     try:
@@ -271,7 +272,8 @@ def benchmark_embeddings(runtime: Any, texts: Iterable[str], models: Sequence[st
     if not items:
         raise ConfigError("benchmark_embeddings needs at least one text")
     rows = []
-    for spec in models or [None]:
+    specs: list[str | None] = list(models) if models else [None]
+    for spec in specs:
         target = runtime.resolve_embedding(spec.split(":")[0] if spec else None, spec.split(":", 1)[1] if spec and ":" in spec else None)
         times, dims, error = [], math.nan, None
         for _ in range(repeats):

@@ -6,6 +6,8 @@ Adapters raise these; the attempt ladder (core/ladder.py) reads ``retryable`` an
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ElizaError(Exception):
     """Base class: a one-line, user-facing problem."""
@@ -17,7 +19,7 @@ class ElizaError(Exception):
 
     def __init__(self, message: str, *, provider: str | None = None) -> None:
         self.provider = provider
-        self.attempts: list = []  # filled by the runtime: every target tried, in order
+        self.attempts: list[Any] = []  # filled by the ladder: every target tried, in order
         super().__init__(message)
 
     def __str__(self) -> str:
@@ -75,6 +77,7 @@ class TransientError(ElizaError):
     """5xx, timeout, connection error: retried with backoff, then fail over."""
 
     retryable = True
+    retry_after: float | None = None  # seconds the server asked for (a 503's Retry-After)
 
 
 class BadResponseError(ElizaError):

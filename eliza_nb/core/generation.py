@@ -8,7 +8,7 @@ budget and truncation, and the provider call (streamed or not).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +17,7 @@ from .errors import BadResponseError, ConfigError, ContextTooLongError, ElizaErr
 from .ladder import Climb, Job, climb
 from .ledger import cost_usd
 from .ratelimit import estimate_request_tokens
-from .settings import pop_settings
+from .settings import ModelSettings, pop_settings
 from .types import Attempt, Message, Request, Result, Target, as_messages
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ def plan_call(rt: Runtime, prompt: Any, options: Mapping[str, Any]) -> Plan:
     """Validate and resolve everything a call needs; raises before any provider work."""
     opts = dict(options)
     call = pop_settings(opts)
+    ModelSettings.from_mapping(call)  # a bad value is refused here, before any provider work
     unknown = sorted(set(opts) - set(CALL_OPTIONS))
     if unknown:
         from .settings import SETTINGS
@@ -57,7 +58,9 @@ def plan_call(rt: Runtime, prompt: Any, options: Mapping[str, Any]) -> Plan:
         from .selection import select_model_class
 
         last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
-        cls, why = select_model_class(prompt=last_user, explain=True)
+        choice = select_model_class(prompt=last_user, explain=True)
+        assert isinstance(choice, tuple)  # explain=True: (class, why)
+        cls, why = choice
         opts["model_class"], selection = cls, f"{cls.value}: {why}"
     primary = rt.resolve(opts.get("provider"), opts.get("model_class"), opts.get("model"))
     if not primary.model_class.is_text:
@@ -125,7 +128,8 @@ class TextJob(Job):
     def lookup(self, rt: Runtime, target: Target) -> Result | None:
         if not self.plan.cache:
             return None
-        return cached_generation(rt.cache, request_for(rt, self.plan, target), rt.clock)
+        hit: Result | None = cached_generation(rt.cache, request_for(rt, self.plan, target), rt.clock)
+        return hit
 
     def fit(self, rt: Runtime, adapter: Any, target: Target, shrink: float) -> tuple[Request, list[str], int]:
         """Fit the prompt to the model's budget, counting exactly where the adapter can."""
@@ -201,7 +205,7 @@ class GenerationStream:
     Closing it early (``close()`` or leaving a ``for`` loop) stops the provider.
     """
 
-    def __init__(self, gen: Iterator[str], target: Target) -> None:
+    def __init__(self, gen: Climb, target: Target) -> None:
         self._gen = gen
         self.target = target  # the first target tried (failover may answer from another)
         self.result: Result | None = None

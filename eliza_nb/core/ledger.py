@@ -6,7 +6,10 @@ import math
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(slots=True)  # one per attempt, kept for the whole session: slots keep that small
@@ -77,7 +80,7 @@ class Ledger:
         with self._lock:
             return sum(r.cost_usd for r in self._rows if not math.isnan(r.cost_usd))
 
-    def totals(self, by: str = "provider"):
+    def totals(self, by: str = "provider") -> pd.DataFrame:
         """Totals per provider, (provider, model), kind or preset: calls, errors, cache hits,
         tokens, latency, cost (NaN stays NaN when no price is known)."""
         from .errors import ConfigError
@@ -96,7 +99,7 @@ class Ledger:
         out["cost_usd"] = g["cost_usd"].sum(min_count=1)
         return out.reset_index()
 
-    def dataframe(self):
+    def dataframe(self) -> pd.DataFrame:
         """The ledger as a pandas DataFrame (one row per attempt)."""
         import pandas as pd
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 import bisect
 import math
 import threading
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from .errors import ConfigError
 

@@ -3,7 +3,7 @@
 eliza_nb never logs a key, but the HTTP stack does log what servers send: at DEBUG,
 httpcore logs every response's headers, and a careless server or proxy echoes the request's
 credentials back in them (``WWW-Authenticate``, an ``X-Debug`` header). Error messages are
-scrubbed where they are made (providers/http.py); log records are another road out, so
+scrubbed where they are made (adapters/http.py); log records are another road out, so
 every key the HTTP adapters send is remembered here and masked in the records of the
 HTTP-stack loggers before any handler sees them.
 
@@ -51,7 +51,7 @@ def redact(text: str) -> str:
 
 
 def _factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-    record = _previous(*args, **kwargs)
+    record: logging.LogRecord = _previous(*args, **kwargs)
     if record.name.startswith(NOISY):
         try:
             message = record.getMessage()

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import importlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 
@@ -64,7 +65,8 @@ def is_known(protocol: str) -> bool:
 
 def _import(dotted: str) -> Callable[..., Any]:
     module_name, _, attr = dotted.partition(":")
-    return getattr(importlib.import_module(module_name), attr)
+    factory: Callable[..., Any] = getattr(importlib.import_module(module_name), attr)
+    return factory
 
 
 def factory_for(protocol: str) -> Callable[..., Any]:

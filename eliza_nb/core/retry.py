@@ -9,10 +9,11 @@ when it does not, the ladder fails over instead of waiting.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping
+from typing import Any
 
-from tenacity import RetryCallState, wait_exponential, wait_random_exponential
+from tenacity import RetryCallState, Retrying, wait_exponential, wait_random_exponential
 
 from .errors import ConfigError
 
@@ -62,7 +63,7 @@ class RetryPolicy:
         """Seconds to wait before try number ``attempt + 1`` (attempt counts from 1)."""
         if retry_after is not None and retry_after >= 0:
             return float(retry_after)  # the server's word; the caller checks it fits the time left
-        state = RetryCallState(None, None, (), {})
+        state = RetryCallState(Retrying(), None, (), {})
         state.attempt_number = attempt
         return min(self.max_delay_s, float(self._backoff(state)))
 

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import registry
 from .cache.tiers import Cache, CacheConfig
@@ -27,6 +27,9 @@ from .retry import RetryPolicy
 from .session import Session, SessionState
 from .settings import ModelSettings, Presets, merge_settings
 from .types import ImageResult, Message, ModelClass, Result, Target
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger("eliza_nb")
 
@@ -178,13 +181,14 @@ class Runtime:
     def run(self, job: Any) -> Climb:
         """Run a job (text, embedding or image): the one entry point of every call, where the
         record/replay tape, when on, wraps it."""
-        live = job.run(self)
+        live: Climb = job.run(self)
         return live if self.tape is None else self.tape.wrap(self, job, live)
 
     def generate(self, prompt: str | Iterable[Message | Mapping[str, str]], **options: Any) -> Result:
         """Generate text. ``options``: provider, model_class, model, preset, system, timeout_s,
         failover, truncation, cache, and any model setting (temperature, max_tokens, stop, ...)."""
-        return drain(self.run(TextJob(self, plan_call(self, prompt, options), streaming=False)))
+        result: Result = drain(self.run(TextJob(self, plan_call(self, prompt, options), streaming=False)))
+        return result
 
     def stream(self, prompt: str | Iterable[Message | Mapping[str, str]], **options: Any) -> GenerationStream:
         """Like :meth:`generate` but yields text chunks as they arrive."""
@@ -237,10 +241,11 @@ class Runtime:
         """
         from .images import ImageJob
 
-        return drain(self.run(ImageJob(self, prompt, provider, model, options)))
+        image: ImageResult = drain(self.run(ImageJob(self, prompt, provider, model, options)))
+        return image
 
     # -- catalog view -----------------------------------------------------------------
-    def providers_table(self):
+    def providers_table(self) -> pd.DataFrame:
         """One row per provider: endpoint, model per class, key variable, key present — never the key."""
         import pandas as pd
 

@@ -10,7 +10,7 @@ reported usage is what the ledger records.
 
 Truncation works at message boundaries and always keeps the system prompt:
 - ``keep-recent`` (default): drop the oldest turns; if the newest turn alone is too
-  long, keep its END (the original system kept the wrong end).
+  long, keep its END (where the question usually is).
 - ``head-tail``: keep the first and the latest turns, drop from the middle of the chat.
 - ``middle-out``: for one long document: cut the middle, keep its head and tail.
 """
@@ -22,12 +22,12 @@ import math
 import os
 import re
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 from .errors import ConfigError, ContextTooLongError
-from .types import Message
+from .types import Message, Request
 
 #: tokens a chat format adds per message (role markers, separators) — generous upper bound
 PER_MESSAGE_OVERHEAD = 8
@@ -239,7 +239,8 @@ def shrink_from_error(message: str, default: float = 0.75) -> float:
     return default
 
 
-def fit_request(request, count: Counter, window: int | None, strategy: str | None, shrink: float = 1.0):
+def fit_request(request: Request, count: Counter, window: int | None, strategy: str | None,
+                shrink: float = 1.0) -> tuple[Request, list[str]]:
     """Return (request, notes): the request fitted to its model's budget.
 
     A cheap upper bound (UTF-8 bytes: no tokenizer makes more tokens than bytes, and the
@@ -249,9 +250,11 @@ def fit_request(request, count: Counter, window: int | None, strategy: str | Non
     from dataclasses import replace
 
     s = request.settings
-    budget = make_budget(s.max_input_tokens, s.max_output_tokens, window)
-    guessed = budget is None
-    if guessed:
+    known = make_budget(s.max_input_tokens, s.max_output_tokens, window)
+    guessed = known is None
+    if known is not None:
+        budget = known
+    else:
         if shrink >= 1.0:
             return request, []
         # No known window, but the provider said "too long": aim below what was sent,

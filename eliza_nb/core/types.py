@@ -184,7 +184,7 @@ class Result:
     interrupted: bool = False
     cache_key: str | None = None
     selection: str | None = None  # "small: speed=fast (...)" when the class was chosen automatically
-    replayed: bool = False  # answered from a replay archive (core/replay.py), not a provider
+    replayed: bool = False  # answered from a replay archive (core/replay/), not a provider
 
     def __str__(self) -> str:
         return self.text

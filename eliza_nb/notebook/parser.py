@@ -198,7 +198,7 @@ class Subcommand:
     """One ``%eliza NAME``: how to parse it, into what, and what runs it.
 
     ``handler(shell, args, cell)`` returns the cell's value (or None); it lives in the
-    notebook module for its area (commands_*.py), so no module holds every command.
+    notebook module for its area (notebook/commands/), so no module holds every command.
     """
 
     name: str

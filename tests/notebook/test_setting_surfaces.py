@@ -28,6 +28,9 @@ def test_every_surface_names_exactly_the_declared_settings(rt):
     names = set(SETTINGS)
     flags = {a.dest for a in generate_parser()._actions if isinstance(a, _SettingFlag)}
     assert flags == names
+    from eliza_nb.notebook.commands.bench import bench_parser
+
+    assert {a.dest for a in bench_parser()._actions if isinstance(a, _SettingFlag)} == names
     config_keys = {CONFIG_ALIASES.get(k, k) for k in VALID_KEYS} - set(SESSION_KEYS)
     assert config_keys == names
     assert set(SETTING_TRAITS.values()) == names and set(SETTING_TRAITS) <= set(SESSION_TRAITS)

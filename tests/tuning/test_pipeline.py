@@ -91,3 +91,6 @@ def test_ledger_records_successes_failures_and_costs(scripted):
     assert math.isnan(totals.loc["cheap", "cost_usd"]) and totals.loc["paid", "cost_usd"] > 0
     by_model = scripted.ledger.totals("model")
     assert set(by_model.model) == {"paid-1", "cheap-1"}
+    by_kind = scripted.ledger.totals("kind").set_index("kind")  # the same groups as %eliza usage --by
+    assert by_kind.loc["generate", "calls"] == len(df)
+    assert set(scripted.ledger.totals("preset").preset) == {"—"}  # no preset: a group, not a dropped row

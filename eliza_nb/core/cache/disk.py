@@ -113,7 +113,6 @@ class DiskTier:
         self.timeout_s = float(timeout_s)
         self._warn = warn
         self._con: sqlite3.Connection | None = None
-        self._cursor: sqlite3.Cursor | None = None
         self._inode: int | None = None  # the file we opened (another process may move it aside)
         self._pid = os.getpid()
         self._lock = threading.RLock()
@@ -130,7 +129,7 @@ class DiskTier:
         if self._con is not None:
             if self._pid == os.getpid():
                 return self._con
-            self._con = self._cursor = None  # a forked child must not use its parent's connection
+            self._con = None  # a forked child must not use its parent's connection
         if self.disabled:
             raise DiskUnavailable(self.disabled)
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -176,7 +175,6 @@ class DiskTier:
 
     def close(self) -> None:
         with self._lock:
-            self._cursor = None
             if self._con is not None:
                 self._con.close()
                 self._con = None
@@ -280,24 +278,6 @@ class DiskTier:
             return found
 
         return self._run(op, {})  # type: ignore[return-value]
-
-    def get_one(self, key: bytes) -> bytes | None:
-        """One record (the single-text path: one prepared statement, no batching)."""
-        return self._run(self._get_one, None, key)  # type: ignore[return-value]
-
-    def _get_one(self, con: sqlite3.Connection, key: bytes) -> bytes | None:
-        if self._cursor is None:
-            self._cursor = con.cursor()  # reused: the hot path skips making a cursor per read
-        row = self._cursor.execute("SELECT value FROM entries WHERE key = ?", (key,)).fetchone()
-        if row is None:
-            return None
-        if type(row[0]) is bytes:
-            if self.policy in _TOUCH:
-                self._touch(con, [key], time.time())
-            return row[0]
-        self.rejected += 1
-        self._delete(con, [key])
-        return None
 
     def _touch(self, con: sqlite3.Connection, keys: list[bytes], now: float) -> None:
         """Record the access for LRU/LFU eviction; skipped (not waited for) while another writer holds the lock."""

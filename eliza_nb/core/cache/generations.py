@@ -14,19 +14,24 @@ import hashlib
 import json
 import threading
 import time
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Generator, Iterator, Mapping
 
 from .tiers import KEY_VERSION, Cache, canonical_json, decode_record, encode_record
 
 
 def generation_key(request: Any) -> str:
-    """The hex cache key of a generation Request: provider, model, messages, every setting, seed.
+    """The hex cache key of a generation Request: provider, model, messages, every set setting, seed.
 
     Deterministic across processes and machines (canonical JSON, sha256), so a recorded
     notebook replays from the same keys.
     """
+    from ..settings import SETTINGS
+
     t = request.target
-    settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in request.settings.as_dict(include_unset=True).items()}
+    # Only the settings that are set, floats as floats: declaring a new setting, or writing
+    # temperature=0 instead of 0.0, must not change the key of a request that did not use it.
+    settings = {k: (list(v) if isinstance(v, tuple) else float(v) if SETTINGS[k].kind is float else v)
+                for k, v in request.settings.as_dict().items()}
     ident = ["generate", KEY_VERSION, str(t.provider), str(t.model),
              [[m.role, m.content] for m in request.messages], settings]
     return hashlib.sha256(canonical_json(ident)).hexdigest()
@@ -114,7 +119,7 @@ class _Flights:
 _flights_lock = threading.Lock()
 
 
-def single_flight(cache: Cache, request: Any, calls: Iterator[str], wait_s: float) -> Iterator[str]:
+def single_flight(cache: Cache, request: Any, calls: Generator[str, None, Any], wait_s: float) -> Generator[str, None, Any]:
     """Run the pipeline generator ``calls`` as the only call for ``request`` in flight.
 
     Identical cached calls made at the same time (threads, a benchmark, a double click)

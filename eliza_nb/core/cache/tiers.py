@@ -2,8 +2,8 @@
 
 What is cached, and how it is keyed (exact hit or nothing, never fuzzy):
 
-- embeddings, keyed by sha256 of (provider, model, dims, normalization, exact text); the
-  original system keyed by text only and handed 1536-dim vectors to 384-dim stores;
+- embeddings, keyed by sha256 of (provider, model, dims, normalization, exact text), so a
+  vector of one model can never come back for another;
 - generations (opt-in), keyed by sha256 of the full request: provider, model, every
   message and every setting, seed included (generations.py; the key function is public).
 
@@ -251,31 +251,6 @@ class Cache:
                 found.update(values)
             self.count("disk", tag, len(values), len(missing) - len(values))
         return found
-
-    def lookup_one(self, key: bytes, tag: str, decode_one: Callable[[bytes], Any]) -> Any:
-        """:meth:`lookup` for one key, without the batch machinery (the single-text hot path).
-
-        ``decode_one(record)`` returns the value, or None for a bad record (then deleted).
-        """
-        value = self.memory.get(key)
-        if value is not None:
-            self.count("memory", tag, 1, 0)
-            return value
-        disk = self.disk
-        record = disk.get_one(key) if disk is not None else None
-        if record is not None:
-            value = decode_one(record)
-            if value is None:
-                disk.rejected += 1
-                disk.delete([key])
-                disk.verify_once()
-            else:
-                self.memory.put(key, value, tag)
-        with self._lock:  # one lock for both tiers' counts: this path is timed in microseconds
-            self._counts.setdefault(("memory", tag), [0, 0])[1] += 1
-            if disk is not None:
-                self._counts.setdefault(("disk", tag), [0, 0])[0 if value is not None else 1] += 1
-        return value
 
     def remember(self, values: Mapping[bytes, Any], tag: str) -> None:
         """Put decoded values in the memory tier."""

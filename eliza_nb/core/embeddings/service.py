@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import threading
@@ -79,7 +80,7 @@ class EmbeddingService:
         self.rt = runtime
         self.cache = cache
         self._lock = threading.Lock()
-        self._inflight: dict[bytes, Future] = {}
+        self._inflight: dict[bytes, Future[np.ndarray]] = {}
         self._probe_lock = threading.Lock()
         self._dims: dict[tuple[str, str], int | None] = {}  # learned sizes: a disk read each otherwise
 
@@ -116,7 +117,7 @@ class EmbeddingService:
         dims = self.expected_dims(target)
         if dims is None:
             return None
-        return EmbeddingSpace(target.provider, target.model, dims, bool(normalize))
+        return _space(target.provider, target.model, dims, bool(normalize))
 
     def expected_dims(self, target: Target) -> int | None:
         """Dims learned for this model (first answer, or a ``regenerate=True``), else the
@@ -182,7 +183,7 @@ class EmbeddingService:
         index = {t: i for i, t in enumerate(unique)}
         return matrix[[index[t] for t in items]]
 
-    def _claim(self, keys: list[bytes], regenerate: bool) -> tuple[dict[bytes, Future | None], dict[bytes, Future]]:
+    def _claim(self, keys: list[bytes], regenerate: bool) -> tuple[dict[bytes, Future[np.ndarray] | None], dict[bytes, Future[np.ndarray]]]:
         """Split misses into those this call fetches (owned) and those another call is fetching.
 
         ``regenerate`` fetches everything itself and registers nothing (it must not
@@ -190,8 +191,8 @@ class EmbeddingService:
         """
         if regenerate or not keys:
             return dict.fromkeys(keys), {}
-        owned: dict[bytes, Future | None] = {}
-        waiting: dict[bytes, Future] = {}
+        owned: dict[bytes, Future[np.ndarray] | None] = {}
+        waiting: dict[bytes, Future[np.ndarray]] = {}
         with self._lock:
             for key in keys:
                 fut = self._inflight.get(key)
@@ -209,7 +210,7 @@ class EmbeddingService:
                 owned[key] = self._inflight[key] = Future()
         return owned, waiting
 
-    def _release(self, owned: Mapping[bytes, Future | None], error: BaseException | None) -> None:
+    def _release(self, owned: Mapping[bytes, Future[np.ndarray] | None], error: BaseException | None) -> None:
         """Let go of claimed keys; any still unresolved fail their waiters with this call's error."""
         with self._lock:
             for key, fut in owned.items():
@@ -220,7 +221,7 @@ class EmbeddingService:
                 fut.set_exception(error if isinstance(error, Exception) else
                                   TransientError("the call fetching this embedding was interrupted; try again"))
 
-    def _fetch_owned(self, owned: Mapping[bytes, Future | None], text_of: Mapping[bytes, str], target: Target,
+    def _fetch_owned(self, owned: Mapping[bytes, Future[np.ndarray] | None], text_of: Mapping[bytes, str], target: Target,
                      space: EmbeddingSpace, normalize: bool, regenerate: bool, found: dict[bytes, np.ndarray]) -> None:
         """Fetch the owned keys in provider-sized batches; memory per batch, disk once at the end."""
         keys = list(owned)
@@ -236,8 +237,9 @@ class EmbeddingService:
                     if fresh:
                         self._persist(fresh, store_space)
                         fresh = {}
-                    store_space = self.space(target, normalize)
-                    assert store_space is not None
+                    learned = self.space(target, normalize)
+                    assert learned is not None  # _fetch has just learned its size
+                    store_space = learned
                 got = dict(zip((store_space.key(text_of[k]) for k in batch), vectors)) if store_space is not space \
                     else dict(zip(batch, vectors))
                 self.cache.remember(got, store_space.tag)
@@ -348,6 +350,13 @@ class EmbeddingService:
 
     def _record_hits(self, target: Target, n: int, latency: float) -> None:
         self.rt.ledger.log("embed", target, latency_s=latency, cost_usd=0.0, cache_hit=True, items=n)
+
+
+@functools.lru_cache(maxsize=256)
+def _space(provider: str, model: str, dims: int, normalized: bool) -> EmbeddingSpace:
+    # Building a space hashes and encodes its header, which costs a memory hit's own time
+    # again; spaces are immutable and few, so every call for a model shares one.
+    return EmbeddingSpace(provider, model, dims, normalized)
 
 
 def _dims_key(provider: str, model: str) -> tuple[bytes, str]:

@@ -2,8 +2,8 @@
 
 Every vector that enters or leaves the cache passes :func:`validate_embedding` (one) or
 :func:`validate_matrix` (a batch): a wrong length, NaN/inf or a non-numeric value is
-never stored and never returned. The original system stored whatever came back, so a
-provider switch mixed 384/768/1536-dim vectors in one store.
+never stored and never returned, so a provider switch can never mix 384/768/1536-dim
+vectors in one store.
 """
 
 from __future__ import annotations

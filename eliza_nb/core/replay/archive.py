@@ -62,7 +62,7 @@ def request_dict(request: Request) -> dict[str, Any]:
 
 
 def request_key(req: dict[str, Any]) -> str:
-    """The archive key of a request dict: :func:`gencache.generation_key` of the Request."""
+    """The archive key of a request dict: :func:`eliza_nb.core.cache.generations.generation_key` of the Request."""
     request = Request(Target(req["provider"], ModelClass(req["model_class"]), req["model"]),
                       tuple(Message(m["role"], m["content"]) for m in req["messages"]),
                       ModelSettings.from_mapping(req["settings"]))

@@ -1,7 +1,7 @@
 """Record / replay: a shared notebook runs again, with no key, and shows what its author saw.
 
 While a :class:`Recorder` is on, every generation and every embedding of the session is
-written to an archive beside the notebook (replay_archive.py: JSON lines + raw float32).
+written to an archive beside the notebook (archive.py: JSON lines + raw float32).
 While a :class:`Replayer` is on, matching requests are answered from it and marked
 ``replayed``; an unmatched one is refused with a one-line :class:`ReplayMismatch` naming
 the field that differs from the nearest recorded request, or (``strict=False``) goes live.
@@ -22,7 +22,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,8 @@ import numpy as np
 from ..catalog import find_key
 from ..errors import ReplayMismatch
 from ..generation import planned_request
+from ..ladder import Climb
+from ..types import Attempt, ModelClass, Result, Target, Usage
 from .archive import (
     Archive,
     EmbRecord,
@@ -44,7 +45,6 @@ from .archive import (
     save,
 )
 from .match import explain_embedding_miss, explain_generation_miss
-from ..types import Attempt, ModelClass, Result, Target, Usage
 
 _SECRET_VARS = re.compile(r".*(_API_KEY|_ACCESS_TOKEN|_TOKEN|_SECRET|_KEY)$")
 _VOLATILE_NOTE = re.compile(r"^waited \d")  # rate-limit waits differ run to run: not part of the answer
@@ -89,7 +89,7 @@ def _items(texts: Any) -> list[str] | None:
 class Tape:
     """What the runtime's one hook calls: :meth:`wrap` hands each kind of call to its handler."""
 
-    def wrap(self, rt: Any, job: Any, live: Iterator[str]) -> Iterator[str]:
+    def wrap(self, rt: Any, job: Any, live: Climb) -> Climb:
         """The call ``live`` (a ladder generator, not started), recorded or replayed."""
         if job.kind in ("generate", "stream"):
             return self.generation(rt, job, live)
@@ -98,14 +98,14 @@ class Tape:
             return _returning(self.embedding, rt, job.texts, job.provider, job.model, dict(job.options))
         return live  # images are neither recorded nor replayed
 
-    def generation(self, rt: Any, job: Any, live: Iterator[str]) -> Iterator[str]:
+    def generation(self, rt: Any, job: Any, live: Climb) -> Climb:
         raise NotImplementedError
 
     def embedding(self, rt: Any, texts: Any, provider: str | None, model: str | None, options: dict[str, Any]) -> Any:
         raise NotImplementedError
 
 
-def _returning(fn: Any, *args: Any) -> Iterator[str]:
+def _returning(fn: Any, *args: Any) -> Climb:
     """``fn(*args)`` as a generator's return value (the runtime drains every call the same way)."""
     return fn(*args)
     yield  # a generator that yields nothing
@@ -129,7 +129,7 @@ class Recorder(Tape):
         self.save()  # an empty archive at once: a path that cannot be written fails here, not later
 
     # -- hooks --------------------------------------------------------------------------
-    def generation(self, rt: Any, job: Any, live: Iterator[str]) -> Iterator[str]:
+    def generation(self, rt: Any, job: Any, live: Climb) -> Climb:
         request = request_dict(planned_request(rt, job.plan))  # before the call: what the user asked for
         result = yield from live
         if not result.interrupted and not result.replayed:
@@ -235,7 +235,7 @@ class Replayer(Tape):
         self.live = 0
 
     # -- generation ---------------------------------------------------------------------
-    def generation(self, rt: Any, job: Any, live: Iterator[str]) -> Iterator[str]:
+    def generation(self, rt: Any, job: Any, live: Climb) -> Climb:
         t0 = time.perf_counter()
         request = request_dict(planned_request(rt, job.plan))
         key = request_key(request)
@@ -302,7 +302,7 @@ class Replayer(Tape):
             with self._lock:
                 self.live += 1
             live = dict(zip(missing, rt.embeddings.embed(missing, provider, model, as_array=True, **options)))
-        rows = [found[t].vector if found[t] is not None else live[t] for t in items]
+        rows = [rec.vector if (rec := found[t]) is not None else live[t] for t in items]
         matrix = np.stack(rows).astype(np.float32, copy=True)
         served = len(items) - len([t for t in items if found[t] is None])
         if served:
@@ -337,7 +337,8 @@ def start_replay(rt: Any, path: str | Path, strict: bool = True) -> Replayer:
 
 def stop(rt: Any) -> Recorder | Replayer | None:
     """Turn recording or replaying off; returns what was on (a recorder's archive is complete)."""
-    current, rt.tape = rt.tape, None
+    current: Recorder | Replayer | None = rt.tape
+    rt.tape = None
     if isinstance(current, Recorder):
         current.save()
     return current

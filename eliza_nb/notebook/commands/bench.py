@@ -8,7 +8,7 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.display import display
 
-from ..parser import MagicParser, identifier, number, positive_int, register_subcommand
+from ..parser import MagicParser, add_setting_flags, identifier, positive_int, register_subcommand
 
 
 @dataclass
@@ -19,8 +19,7 @@ class BenchArgs:
     repeats: int = 3
     concurrency: int = 4
     scorer: str = "contains"
-    max_tokens: int | None = None
-    temperature: float | None = None
+    settings: dict[str, Any] = field(default_factory=dict)  # model settings given as flags, by name
     cache: bool = False
     output: str | None = None
 
@@ -34,8 +33,7 @@ def bench_parser() -> MagicParser:
     p.add_argument("--repeats", type=positive_int, default=3)
     p.add_argument("--concurrency", type=positive_int, default=4)
     p.add_argument("--scorer", default="contains", help="exact, contains, regex, json-valid, embedding-similarity, or a function variable")
-    p.add_argument("--max-tokens", dest="max_tokens", type=positive_int)
-    p.add_argument("-t", "--temperature", type=number)
+    add_setting_flags(p)
     p.add_argument("--cache", action="store_true", help="allow cached answers (timings are then not real)")
     p.add_argument("-o", "--output", type=identifier, metavar="VAR", help="store the full results here")
     return p
@@ -49,11 +47,8 @@ def do_bench(shell: Any, args: BenchArgs, cell: str | None) -> None:
     scorer: Any = args.scorer
     if scorer in shell.user_ns and callable(shell.user_ns[scorer]):
         scorer = shell.user_ns[scorer]
-    options: dict[str, Any] = {"repeats": args.repeats, "concurrency": args.concurrency, "scorer": scorer, "cache": args.cache}
-    if args.max_tokens is not None:
-        options["max_tokens"] = args.max_tokens
-    if args.temperature is not None:
-        options["temperature"] = args.temperature
+    options: dict[str, Any] = {"repeats": args.repeats, "concurrency": args.concurrency, "scorer": scorer,
+                               "cache": args.cache, **args.settings}
     frame = eliza_nb.benchmark(shell.user_ns[args.cases], args.models or None, args.presets or None, **options)
     display(frame.summary())
     display(frame.chart())

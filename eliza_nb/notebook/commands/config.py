@@ -17,6 +17,7 @@ from IPython.display import display
 
 from ...core.catalog import key_status, parse_model_class
 from ...core.errors import ConfigError, ElizaError
+from ...core.ledger import GROUPS
 from ...core.settings import ALIASES as SETTING_ALIASES
 from ...core.settings import SETTINGS
 from ..config import eliza_config
@@ -170,7 +171,7 @@ def config_parser() -> MagicParser:
 
 def usage_parser() -> MagicParser:
     p = MagicParser("%eliza usage", "The session's usage ledger: one row per call attempt (tokens, latency, cost, cache hit).")
-    p.add_argument("--by", choices=("provider", "model", "kind", "preset"), help="totals per group instead of rows")
+    p.add_argument("--by", choices=tuple(GROUPS), help="totals per group instead of rows")
     p.add_argument("--last", type=positive_int, metavar="N", help="only the last N rows")
     p.add_argument("-o", "--output", type=identifier, metavar="VAR", help="store the table (DataFrame) in this variable")
     return p
@@ -293,14 +294,11 @@ def usage_summary(df: Any) -> str:
 
 def do_usage(shell: Any, args: UsageArgs, cell: str | None) -> None:
     _no_cell("usage", cell)
-    df = runtime().ledger.dataframe()
+    ledger = runtime().ledger
+    df = ledger.dataframe()
     summary = usage_summary(df)
     if args.by:
-        df = df.groupby(df[args.by].fillna("—"), sort=True).agg(
-            calls=("kind", "size"), prompt_tokens=("prompt_tokens", "sum"), completion_tokens=("completion_tokens", "sum"),
-            cost_usd=("cost_usd", lambda s: s.sum(min_count=1)), mean_latency_s=("latency_s", "mean"),
-            cache_hits=("cache_hit", "sum"), errors=("error", "count"),
-        ).reset_index()
+        df = ledger.totals(args.by)
     elif args.last:
         df = df.tail(args.last)
     show_table(df, command="usage", title=f"usage this session: {summary}", meta={"summary": summary})
