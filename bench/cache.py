@@ -78,7 +78,7 @@ def fill(home: str, sizes: list[int]) -> None:
     sets = [(f"batch{n}", n, n) for n in sizes] + [("ours", SINGLE, 1), ("raw", SINGLE, 2), ("tier only", SINGLE // 2, 3)]
     for prefix, count, seed in sets:
         m = unit_vectors(seed, count)
-        records = [(space.key(t), space.record(v)) for t, v in zip(texts(prefix, count), m)]
+        records = [(space.key(t), space.record(v)) for t, v in zip(texts(prefix, count), m, strict=True)]
         rt.cache.persist(records, space.tag)
         if prefix not in ("ours", "tier only"):
             with raw.transact():
@@ -137,7 +137,7 @@ def child(home: str, sizes: list[int]) -> dict[str, object]:
     raw.close()
     rt.close()
     return {"disk_hit": statistics.median(ours), "raw_get": statistics.median(base), "tier_hit": statistics.median(tier),
-            "ratio": statistics.median(a / b for a, b in zip(ours, base)), "first_ours": first_ours,
+            "ratio": statistics.median(a / b for a, b in zip(ours, base, strict=True)), "first_ours": first_ours,
             "first_raw": first_raw, "batches": batches, "provider_calls": misses}
 
 
@@ -207,13 +207,13 @@ def bench_miss(runs: int) -> dict[str, float]:
             prompts = [f"question {r}.{i}" for i in range(200)]
             plain = [f"plain {r}.{i}" for i in range(200)]
             steps = [
-                ("one_provider", lambda: [adapter.embed([t], target.model) for t in one], 200),
-                ("one_miss", lambda: [rt.embed(t) for t in one], 200),
-                ("many_provider", lambda: adapter.embed(many, target.model), 1000),
-                ("many_miss", lambda: rt.embed(many), 1000),
-                ("gen_plain", lambda: [rt.generate(p, cache=False) for p in plain], 200),
-                ("gen_miss", lambda: [rt.generate(p, cache=True) for p in prompts], 200),
-                ("gen_hit", lambda: [rt.generate(p, cache=True) for p in prompts], 200),
+                ("one_provider", lambda one=one: [adapter.embed([t], target.model) for t in one], 200),
+                ("one_miss", lambda one=one: [rt.embed(t) for t in one], 200),
+                ("many_provider", lambda many=many: adapter.embed(many, target.model), 1000),
+                ("many_miss", lambda many=many: rt.embed(many), 1000),
+                ("gen_plain", lambda plain=plain: [rt.generate(p, cache=False) for p in plain], 200),
+                ("gen_miss", lambda prompts=prompts: [rt.generate(p, cache=True) for p in prompts], 200),
+                ("gen_hit", lambda prompts=prompts: [rt.generate(p, cache=True) for p in prompts], 200),
             ]
             for name, fn, n in steps:
                 t0 = time.perf_counter()

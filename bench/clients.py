@@ -23,9 +23,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "sk-bench-not-a-real-key-0000000000"
@@ -265,7 +266,7 @@ def _run(gen: Call, stream: Any, mode: str, n: int) -> dict[str, list[float]]:
         first = [0.0]
         if mode == "stream":
             t0 = clock()
-            stream(lambda: first.__setitem__(0, clock()))
+            stream(lambda first=first: first.__setitem__(0, clock()))
             t1 = clock()
             if first[0]:
                 ttfc.append(first[0] - t0)

@@ -159,7 +159,7 @@ def bench_throughput(home: str, runs: int, tokens: int, n_texts: int) -> dict[st
             s.close()
     out = {k: statistics.median(v) for k, v in rates.items()}
     for what in ("gen", "batch", "one"):
-        out[f"{what}_ratio"] = statistics.median(o / r for o, r in zip(rates[f"{what}_ours"], rates[f"{what}_raw"]))
+        out[f"{what}_ratio"] = statistics.median(o / r for o, r in zip(rates[f"{what}_ours"], rates[f"{what}_raw"], strict=True))
     out["tokens"] = int(statistics.median(counts))
     return out
 
@@ -178,7 +178,7 @@ else:
     llm.create_chat_completion([{"role": "user", "content": "What is the capital of France?"}], temperature=0.0,
                                max_tokens=8, stop=%r)
 print(json.dumps({"load": t1 - t0, "first": time.perf_counter() - t0}))
-""" % (STOPS,)
+""" % (STOPS,)  # noqa: UP031 - %-formatting: the template's braces are literal Python
 FIRST_OURS = """
 import json, sys, time
 t0 = time.perf_counter()

@@ -54,8 +54,8 @@ def bench_size(n: int, runs: int):
         idx = np.argpartition(s, n - K)[n - K:]
         return idx[np.argsort(-s[idx])]
 
-    ours_cos = lambda: eliza_nb.similar(q, m, k=K)  # noqa: E731
-    ours_unit = lambda: eliza_nb.similar(q, m, k=K, normalized=True)  # noqa: E731
+    ours_cos = lambda: eliza_nb.similar(q, m, k=K)
+    ours_unit = lambda: eliza_nb.similar(q, m, k=K, normalized=True)
     assert list(ours_cos().index) == list(bare_cosine()) == list(bare_dot()) == list(ours_unit().index)
     fns = {"bare_cosine": bare_cosine, "ours_cos": ours_cos, "bare_dot": bare_dot, "ours_unit": ours_unit}
     reps = max(1, 20_000 // n)  # small sizes: time several calls at once, so the clock's grain does not matter
@@ -69,8 +69,8 @@ def bench_size(n: int, runs: int):
             if r >= 2:  # two warm-up rounds
                 times[name].append((time.perf_counter() - t0) / reps)
     med = {name: statistics.median(v) for name, v in times.items()}
-    med["ratio_cos"] = statistics.median(a / b for a, b in zip(times["ours_cos"], times["bare_cosine"]))
-    med["ratio_unit"] = statistics.median(a / b for a, b in zip(times["ours_unit"], times["bare_dot"]))
+    med["ratio_cos"] = statistics.median(a / b for a, b in zip(times["ours_cos"], times["bare_cosine"], strict=True))
+    med["ratio_unit"] = statistics.median(a / b for a, b in zip(times["ours_unit"], times["bare_dot"], strict=True))
     return med
 
 

@@ -30,7 +30,7 @@ def home(tmp_path, monkeypatch, models_home) -> Path:
     shutil.copytree(models_home / "models", h / "models")
     monkeypatch.setenv("ELIZA_NB_HOME", str(h))
     for var in list(__import__("os").environ):
-        if var.endswith(("_API_KEY", "_ACCESS_TOKEN")) or var.endswith("_MODEL"):
+        if var.endswith(("_API_KEY", "_ACCESS_TOKEN", "_MODEL")):
             monkeypatch.delenv(var, raising=False)
     return h
 

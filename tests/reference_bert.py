@@ -45,13 +45,14 @@ class ReferenceBert:
         eps = cfg["layer_norm_eps"]
         ids = self.token_ids(text)
         n = len(ids)
-        x = t["embeddings.word_embeddings.weight"][ids] + t["embeddings.position_embeddings.weight"][:n] + t["embeddings.token_type_embeddings.weight"][0]
+        x = (t["embeddings.word_embeddings.weight"][ids] + t["embeddings.position_embeddings.weight"][:n]
+             + t["embeddings.token_type_embeddings.weight"][0])
         x = _layer_norm(x, t["embeddings.LayerNorm.weight"], t["embeddings.LayerNorm.bias"], eps)
         heads = cfg["num_attention_heads"]
         d = cfg["hidden_size"] // heads
         for i in range(cfg["num_hidden_layers"]):
             p = f"encoder.layer.{i}."
-            lin = lambda name, v: v @ t[p + name + ".weight"].T + t[p + name + ".bias"]
+            lin = lambda name, v, p=p: v @ t[p + name + ".weight"].T + t[p + name + ".bias"]
             q = lin("attention.self.query", x).reshape(n, heads, d).transpose(1, 0, 2)
             k = lin("attention.self.key", x).reshape(n, heads, d).transpose(1, 0, 2)
             v = lin("attention.self.value", x).reshape(n, heads, d).transpose(1, 0, 2)
@@ -59,7 +60,8 @@ class ReferenceBert:
             att = np.exp(att - att.max(-1, keepdims=True))
             att /= att.sum(-1, keepdims=True)
             ctx = (att @ v).transpose(1, 0, 2).reshape(n, heads * d)
-            x = _layer_norm(x + lin("attention.output.dense", ctx), t[p + "attention.output.LayerNorm.weight"], t[p + "attention.output.LayerNorm.bias"], eps)
+            x = _layer_norm(x + lin("attention.output.dense", ctx), t[p + "attention.output.LayerNorm.weight"],
+                            t[p + "attention.output.LayerNorm.bias"], eps)
             h = _gelu(lin("intermediate.dense", x))
             x = _layer_norm(x + lin("output.dense", h), t[p + "output.LayerNorm.weight"], t[p + "output.LayerNorm.bias"], eps)
         v = x.mean(0)

@@ -9,10 +9,10 @@ import threading
 import numpy as np
 import pytest
 
-from eliza_nb.core.errors import ConfigError, ModelPackageMissing
 from eliza_nb.adapters import local_models
 from eliza_nb.adapters.bert_gguf import check_gguf
 from eliza_nb.adapters.local_models import MINILM, BuiltinModel, package_path, prepare_embedding_model
+from eliza_nb.core.errors import ConfigError, ModelPackageMissing
 
 
 def test_capital_of_france_at_temperature_zero(local_runtime):
@@ -61,7 +61,7 @@ def test_converted_model_matches_a_reference_bert(local_runtime, models_home):
     ref = ReferenceBert(package_path(MINILM))
     texts = ["the cat sat on the mat", "Héllo, wörld! antidisestablishmentarianism, 42 × 3", "a"]
     ours = local_runtime.embed(texts)
-    for text, vec in zip(texts, ours):
+    for text, vec in zip(texts, ours, strict=True):
         expected = ref.embed(text)
         assert float(expected @ vec) > 0.99999
         assert float(np.abs(expected - vec).max()) < 1e-3

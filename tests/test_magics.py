@@ -60,7 +60,8 @@ def test_options_reach_the_runtime(ip, local_runtime):
 
 
 def test_system_prompt_and_provider_model_class(ip):
-    result, _ = run(ip, '%%eliza generate --no-stream -p llama_local -c small --system "You are a helpful assistant. Be brief." -t 0 --max-tokens 20 -o r\nWhat is the capital of France?')
+    result, _ = run(ip, '%%eliza generate --no-stream -p llama_local -c small --system "You are a helpful assistant. Be brief." '
+                        '-t 0 --max-tokens 20 -o r\nWhat is the capital of France?')
     assert result.success and "Paris" in ip.user_ns["r"].text
     with_system = ip.user_ns["r"].usage.prompt_tokens
     run(ip, "%%eliza generate --no-stream -t 0 --max-tokens 20 -o r\nWhat is the capital of France?")

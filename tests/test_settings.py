@@ -24,7 +24,8 @@ def test_zero_survives_every_layer():
     # 0 at the call layer over a non-zero session
     assert merge_settings(catalog, None, ModelSettings(temperature=0.9), {"temperature": 0}).temperature == 0
     # 0 in the catalog survives a preset that does not set it
-    assert merge_settings(ModelSettings(presence_penalty=0.0), BUILTIN_PRESETS["balanced"].merged({"presence_penalty": None})).presence_penalty == 0.3
+    balanced = BUILTIN_PRESETS["balanced"].merged({"presence_penalty": None})
+    assert merge_settings(ModelSettings(presence_penalty=0.0), balanced).presence_penalty == 0.3
 
 
 def test_stop_normalises_to_a_tuple_and_merges():

@@ -27,7 +27,8 @@ QUICKSTART = [
         "(e.g. `OPENAI_API_KEY`) and add `-p openai` to use a remote model instead."
     ),
     new_code_cell("%load_ext eliza_nb\nimport eliza_nb\neliza_nb.runtime()"),
-    new_markdown_cell("## Generate\n`{country}` is filled from the notebook's variables; the answer streams into the cell, then renders as markdown with a footer: provider, model, tokens, latency."),
+    new_markdown_cell("## Generate\n`{country}` is filled from the notebook's variables; the answer streams into the cell, "
+                      "then renders as markdown with a footer: provider, model, tokens, latency."),
     new_code_cell('country = "France"'),
     key("%%eliza generate --temperature 0 --max-tokens 40 -o answer\nWhat is the capital of {country}?"),
     key('print(answer.text)\nprint(answer.provider, answer.model, answer.usage)'),
@@ -55,7 +56,8 @@ QUICKSTART = [
     key("%eliza config set temperature 0.1\nprint('slider:', panel.sliders['temperature'].value)"),
     new_code_cell("%eliza config"),
     new_code_cell("%eliza config reset"),
-    new_markdown_cell("`%eliza panel --playground` adds a prompt box whose answer streams in on a background thread; `%eliza providers` lists every provider and whether its key is set."),
+    new_markdown_cell("`%eliza panel --playground` adds a prompt box whose answer streams in on a background thread; "
+                      "`%eliza providers` lists every provider and whether its key is set."),
     new_code_cell("%eliza providers"),
     new_markdown_cell("## What it cost\nEvery call is in the session's usage ledger (`%eliza usage` shows it with totals)."),
     key('eliza_nb.usage()[["kind", "provider", "model", "prompt_tokens", "completion_tokens", "latency_s"]]'),
@@ -133,7 +135,8 @@ TUNING = [
         'for strategy in ["keep-recent", "head-tail", "middle-out", "off"]:\n'
         "    try:\n"
         "        r = eliza_nb.generate(chat, truncation=strategy, max_input_tokens=240, max_tokens=20, temperature=0)\n"
-        '        rows.append({"truncation": strategy, "prompt_tokens": r.usage.prompt_tokens, "answer": r.text, "note": "; ".join(r.notes)})\n'
+        '        rows.append({"truncation": strategy, "prompt_tokens": r.usage.prompt_tokens, '
+        '"answer": r.text, "note": "; ".join(r.notes)})\n'
         "    except eliza_nb.errors.ContextTooLongError as exc:\n"
         '        rows.append({"truncation": strategy, "prompt_tokens": None, "answer": "(refused)", "note": str(exc)})\n'
         "budgets = pd.DataFrame(rows)\n"
@@ -345,7 +348,8 @@ PROVIDERS = [
         "        print(exc)"),
     new_markdown_cell("Replayed calls are in the usage ledger too, marked `replayed`, at no cost."),
     key('eliza_nb.usage()[["kind", "provider", "model", "prompt_tokens", "completion_tokens", "cost_usd", "replayed"]]'),
-    new_markdown_cell("`%eliza replay --off` (or `eliza_nb.replay.stop()`) goes back to live calls; when recording, it completes the archive."),
+    new_markdown_cell("`%eliza replay --off` (or `eliza_nb.replay.stop()`) goes back to live calls; "
+                      "when recording, it completes the archive."),
     key("%eliza replay --off"),
 ]
 

@@ -30,10 +30,10 @@ def main() -> int:
     from nbclient import NotebookClient
     from standin_server import serve
 
+    from eliza_nb.adapters.local_models import MINILM, converted_path
     from eliza_nb.core.catalog import Catalog
     from eliza_nb.core.home import home_dir
     from eliza_nb.core.replay.archive import load, save
-    from eliza_nb.adapters.local_models import MINILM, converted_path
 
     with tempfile.TemporaryDirectory(prefix="eliza-standin-") as tmp:
         home = Path(tmp) / "home"

@@ -97,7 +97,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self._gemini(body, m.group(1), m.group(2))
         except (KeyError, TypeError, ValueError) as exc:
             return self._send(400, {"error": {"message": f"stand-in: bad request ({exc})"}})
-        self._send(404, {"error": {"message": f"stand-in: no route for {path}"}})
+        return self._send(404, {"error": {"message": f"stand-in: no route for {path}"}})
 
     def _openai_chat(self, body: dict[str, Any]) -> None:
         messages = [{"role": m["role"], "content": _text_of(m["content"])} for m in body["messages"]]
@@ -108,8 +108,9 @@ class Handler(BaseHTTPRequestHandler):
         model = body["model"]
         usage = {"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct}
         if not body.get("stream"):
-            return self._send(200, {"object": "chat.completion", "model": model, "usage": usage, "choices": [
+            self._send(200, {"object": "chat.completion", "model": model, "usage": usage, "choices": [
                 {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}]})
+            return
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
@@ -130,10 +131,10 @@ class Handler(BaseHTTPRequestHandler):
         text, finish, pt, ct = self.standin.complete(messages, float(body.get("temperature", 1.0)),
                                                      int(body["max_tokens"]), list(body.get("stop_sequences") or []), None)
         model = body.get("model") or path.rsplit("/", 1)[-1].split(":", 1)[0]
-        self._send(200, {"type": "message", "role": "assistant", "model": model,
-                         "content": [{"type": "text", "text": text}],
-                         "stop_reason": "max_tokens" if finish == "length" else "end_turn",
-                         "usage": {"input_tokens": pt, "output_tokens": ct}})
+        return self._send(200, {"type": "message", "role": "assistant", "model": model,
+                                "content": [{"type": "text", "text": text}],
+                                "stop_reason": "max_tokens" if finish == "length" else "end_turn",
+                                "usage": {"input_tokens": pt, "output_tokens": ct}})
 
     def _gemini(self, body: dict[str, Any], model: str, method: str) -> None:
         if method == "embedContent":
@@ -150,9 +151,9 @@ class Handler(BaseHTTPRequestHandler):
         text, finish, pt, ct = self.standin.complete(messages, float(config.get("temperature", 1.0)),
                                                      int(config.get("maxOutputTokens") or 256),
                                                      list(config.get("stopSequences") or []), config.get("seed"))
-        self._send(200, {"modelVersion": model, "usageMetadata": {"promptTokenCount": pt, "candidatesTokenCount": ct},
-                         "candidates": [{"content": {"role": "model", "parts": [{"text": text}]},
-                                         "finishReason": "MAX_TOKENS" if finish == "length" else "STOP"}]})
+        return self._send(200, {"modelVersion": model, "usageMetadata": {"promptTokenCount": pt, "candidatesTokenCount": ct},
+                                "candidates": [{"content": {"role": "model", "parts": [{"text": text}]},
+                                                "finishReason": "MAX_TOKENS" if finish == "length" else "STOP"}]})
 
 
 def serve(home: Path) -> tuple[HTTPServer, str]:

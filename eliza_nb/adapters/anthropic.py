@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from typing import Any, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 from ..core.errors import BadResponseError, ConfigError, InvalidRequestError, MissingKeyError, TransientError
 from ..core.types import Completion, Request, Usage
@@ -27,7 +28,7 @@ from .mapping import configured_drops, drop, wire_settings
 API_VERSION = "2023-06-01"
 VERTEX_VERSION = "vertex-2023-10-16"
 DEFAULT_MAX_TOKENS = 4096
-FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length"}
+FINISH: dict[Any, str] = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length"}  # keyed by whatever the wire sent
 #: the HTTP status an in-stream error event stands for, so it is classified like a response
 STREAM_ERROR_STATUS = {
     "invalid_request_error": 400, "authentication_error": 401, "permission_error": 403,

@@ -97,7 +97,8 @@ def convert_bert(src: Path, dest: Path, name: str) -> Path:
         writer.add_token_list(pieces)
         writer.add_token_types(types)
         writer.add_token_type_count(int(config.get("type_vocab_size", 1)))
-        gguf.SpecialVocab(src, n_vocab=len(pieces), special_token_types=("bos", "eos", "unk", "sep", "pad", "mask")).add_to_gguf(writer, quiet=True)
+        special = gguf.SpecialVocab(src, n_vocab=len(pieces), special_token_types=("bos", "eos", "unk", "sep", "pad", "mask"))
+        special.add_to_gguf(writer, quiet=True)
 
         for hf_name, array in tensors.items():
             hf_name = hf_name.removeprefix("bert.")

@@ -9,7 +9,8 @@ wire names in core/settings.py. repetition_penalty has no Gemini equivalent: dro
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -42,7 +43,8 @@ class GeminiProvider:
         return ({"x-goog-api-key": key} if key else {}), key
 
     def _body(self, request: Request) -> tuple[dict[str, Any], list[str]]:
-        s, notes = request.settings, []
+        s = request.settings
+        notes: list[str] = []
         system = "\n\n".join(m.content for m in request.messages if m.role == "system")
         contents = [{"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]}
                     for m in request.messages if m.role != "system"]
@@ -149,7 +151,7 @@ class GeminiProvider:
             data = http.post_json(client, self._url(model, "embedContent"),
                                   {"model": name, "content": {"parts": [{"text": texts[0]}]}},
                                   headers=headers, timeout_s=timeout_s, provider=self.id, key=key, what=what)
-            vectors = [((data or {}).get("embedding") or {}).get("values")] if isinstance(data, dict) else [None]
+            vectors: list[Any] = [((data or {}).get("embedding") or {}).get("values")] if isinstance(data, dict) else [None]
         else:
             what = f"batchEmbedContents with {model}"
             vectors = []

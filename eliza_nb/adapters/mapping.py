@@ -82,5 +82,5 @@ def image_size(options: Mapping[str, Any]) -> tuple[int | None, int | None]:
             from ..core.errors import ConfigError
 
             raise ConfigError(f"image size {size!r} should look like 1024x1024") from None
-    w, h = options.get("width"), options.get("height")
-    return (int(w) if w else None), (int(h) if h else None)
+    width, height = options.get("width"), options.get("height")
+    return (int(width) if width else None), (int(height) if height else None)

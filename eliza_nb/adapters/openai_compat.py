@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import base64
 import uuid
-from typing import Any, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -54,7 +55,8 @@ class OpenAICompatProvider:
         return http.bearer(key), key
 
     def _body(self, request: Request, stream: bool) -> tuple[dict[str, Any], list[str]]:
-        s, notes = request.settings, []
+        s = request.settings
+        notes: list[str] = []
         body: dict[str, Any] = {"model": request.target.model, "messages": [m.as_dict() for m in request.messages]}
         if s.stop:
             body["stop"] = cap_list(notes, "stop", s.stop, self._max_stop, self.id)

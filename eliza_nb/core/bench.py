@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from itertools import product
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -79,7 +79,7 @@ def normalise_cases(cases: Any) -> list[dict[str, Any]]:
     """A list of dicts or a DataFrame with ``input`` (and ``expected``, optional ``id``)."""
     if isinstance(cases, pd.DataFrame):
         records = cases.to_dict("records")
-    elif isinstance(cases, Mapping) or isinstance(cases, str):
+    elif isinstance(cases, (Mapping, str)):
         raise ConfigError("cases must be a list of dicts or a DataFrame with an 'input' column")
     else:
         records = list(cases)
@@ -101,7 +101,7 @@ def normalise_cases(cases: Any) -> list[dict[str, Any]]:
 class BenchmarkFrame(pd.DataFrame):
     """The tidy result: one row per model x preset x case x repeat, plus ``summary()`` and ``chart()``."""
 
-    _metadata = ["scorer_name"]
+    _metadata: ClassVar[list[str]] = ["scorer_name"]  # pandas carries these attributes to derived frames
 
     @property
     def _constructor(self) -> type[BenchmarkFrame]:

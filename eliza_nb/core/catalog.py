@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import ConfigError
 from .home import deep_merge, tomllib
@@ -144,7 +145,7 @@ class Catalog:
     def __contains__(self, pid: object) -> bool:
         return str(pid) in self._providers
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[ProviderEntry]:
         return iter(self._providers.values())
 
     def ids(self) -> list[str]:

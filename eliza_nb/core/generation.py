@@ -117,6 +117,7 @@ class TextJob(Job):
         self.streaming = streaming
         self.kind = "stream" if streaming else "generate"
         self.preset = plan.preset or rt.session.state.preset
+        self.request: Request | None = None  # the current target's request, before truncation
 
     def run(self, rt: Runtime) -> Climb:
         """The whole call: single-flight (when cached) around the ladder."""
@@ -125,17 +126,22 @@ class TextJob(Job):
             return ladder
         return single_flight(rt.cache, planned_request(rt, self.plan), ladder, rt.retry.max_total_s + self.plan.timeout_s)
 
+    def begin(self, rt: Runtime, target: Target) -> None:
+        self.request = request_for(rt, self.plan, target)
+
     def lookup(self, rt: Runtime, target: Target) -> Result | None:
         if not self.plan.cache:
             return None
-        hit: Result | None = cached_generation(rt.cache, request_for(rt, self.plan, target), rt.clock)
+        assert self.request is not None
+        hit: Result | None = cached_generation(rt.cache, self.request, rt.clock)
         return hit
 
     def fit(self, rt: Runtime, adapter: Any, target: Target, shrink: float) -> tuple[Request, list[str], int]:
         """Fit the prompt to the model's budget, counting exactly where the adapter can."""
         from .tokens import counter_for, fit_request
 
-        request = request_for(rt, self.plan, target)
+        request = self.request
+        assert request is not None
         exact = getattr(adapter, "count_tokens", None)
         count, _ = counter_for(target.provider, target.model, (lambda text: exact(text, target.model)) if exact else None)
         window_of = getattr(adapter, "context_window", None)
@@ -183,14 +189,16 @@ class TextJob(Job):
 
     def finish(self, rt: Runtime, target: Target, answer: Result, attempts: list[Attempt], notes: list[str]) -> Result:
         answer.attempts = list(attempts)
-        answer.settings = rt.effective_settings(target, self.plan.preset, self.plan.call).as_dict()
+        assert self.request is not None
+        answer.settings = self.request.settings.as_dict()
         answer.notes = [*notes, *answer.notes]
         answer.selection = self.plan.selection
         return answer
 
     def store(self, rt: Runtime, target: Target, answer: Result) -> None:
         if self.plan.cache:
-            store_generation(rt.cache, request_for(rt, self.plan, target), answer)
+            assert self.request is not None
+            store_generation(rt.cache, self.request, answer)
 
     def tokens(self, answer: Result) -> tuple[int | None, int | None]:
         return answer.usage.prompt_tokens, answer.usage.completion_tokens

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 if sys.version_info >= (3, 11):
-    import tomllib
+    import tomllib as tomllib  # re-exported (the explicit alias): catalog.py reads TOML through it too
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 

@@ -3,6 +3,7 @@
 ::
 
     for each target (the primary, then the failover chain):
+        begin             the job's input for this target (text: the merged request)
         lookup            a stored answer ends the call (the generation cache)
         for each try (at most RetryPolicy.max_attempts, all within max_total_s):
             key -> spending cap -> fit (budget, truncation) -> rate limit -> call
@@ -44,6 +45,9 @@ class Job:
         """The whole call (usually :func:`climb` over the job's targets)."""
         raise NotImplementedError
 
+    def begin(self, rt: Runtime, target: Target) -> None:
+        """Called once per target, before anything else for it (a text job builds its request)."""
+
     def lookup(self, rt: Runtime, target: Target) -> Any:
         """A stored answer for this target, or None (only the generation cache has one)."""
         return None
@@ -84,6 +88,7 @@ def climb(rt: Runtime, job: Job, targets: Sequence[Target]) -> Climb:
     for target in targets:
         if error is not None and rt.clock() >= deadline:
             break  # the call's time is spent: no further failover targets
+        job.begin(rt, target)
         stored = job.lookup(rt, target)
         if stored is not None:
             _log(rt, job, target, stored, latency_s=stored.latency_s, cost=0.0, cache_hit=True)

@@ -71,20 +71,17 @@ class Runtime:
     # -- set-up --------------------------------------------------------------------
     def _initial_state(self) -> SessionState:
         d = dict(self.config.get("defaults") or {})
-        state = SessionState(
-            provider=str(d.pop("provider", "llama_local")),
-            model_class=parse_model_class(d.pop("model_class", "small")).value,
-            model=d.pop("model", None),
-            preset=d.pop("preset", None) or None,
-        )
-        self.catalog.get(state.provider)
-        self.presets.get(state.preset)
+        provider = str(d.pop("provider", "llama_local"))
+        model_class = parse_model_class(d.pop("model_class", "small")).value
+        model, preset = d.pop("model", None), d.pop("preset", None) or None
+        self.catalog.get(provider)
+        self.presets.get(preset)
         known = {"embedding_provider", "embedding_model"}
         try:
-            state.settings = ModelSettings.from_mapping({k: v for k, v in d.items() if k not in known})
+            settings = ModelSettings.from_mapping({k: v for k, v in d.items() if k not in known})
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"[defaults] in config.toml: {exc}") from None
-        return state
+        return SessionState(provider=provider, model_class=model_class, model=model, preset=preset, settings=settings)
 
     def warn(self, message: str) -> None:
         """Say something once per session (e.g. 'cache is memory-only')."""

@@ -8,8 +8,9 @@ stays free of traitlets); the widget layer binds them to traitlets.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any
 
 from .settings import ModelSettings, pop_settings
 
@@ -18,8 +19,10 @@ Observer = Callable[[str, Any], None]
 FIELDS = ("provider", "model_class", "model", "preset", "settings")
 
 
-@dataclass
+@dataclass(frozen=True)
 class SessionState:
+    """One immutable snapshot of the session: a change makes a new one."""
+
     provider: str = "llama_local"
     model_class: str = "small"
     model: str | None = None  # an explicit model id overrides the class's catalog model
@@ -32,15 +35,14 @@ class Session:
 
     def __init__(self, state: SessionState | None = None) -> None:
         self._state = state or SessionState()
-        self._initial = replace(self._state)
+        self._initial = self._state
         self._observers: list[Observer] = []
         self._lock = threading.RLock()
 
     @property
     def state(self) -> SessionState:
-        """A snapshot: later changes do not show in it."""
-        with self._lock:
-            return replace(self._state)
+        """The current snapshot (immutable: later changes do not show in it)."""
+        return self._state
 
     def observe(self, fn: Observer) -> Callable[[], None]:
         """Call ``fn(name, value)`` after each change; returns an unsubscribe function."""
@@ -59,22 +61,20 @@ class Session:
             if unknown:
                 raise KeyError(f"unknown session field(s): {', '.join(unknown)}")
             # Checked before anything changes: a bad value leaves the session as it was.
-            new = replace(self._state.settings, **setting_changes)
-            for name, value in changes.items():
-                if getattr(self._state, name) != value:
-                    setattr(self._state, name, value)
-                    fired.append((name, value))
-            if new != self._state.settings:
-                self._state.settings = new
-                for k in setting_changes:
-                    fired.append((k, getattr(new, k)))
+            settings = replace(self._state.settings, **setting_changes)
+            fired = [(name, value) for name, value in changes.items() if getattr(self._state, name) != value]
+            if settings != self._state.settings:
+                changes["settings"] = settings
+                fired += [(k, getattr(settings, k)) for k in setting_changes]
+            if fired:
+                self._state = replace(self._state, **changes)
         for name, value in fired:
             for fn in list(self._observers):
                 fn(name, value)
 
     def reset(self) -> None:
         """Back to the values the session started with (config file defaults)."""
-        initial = replace(self._initial)
+        initial = self._initial
         self.update(
             provider=initial.provider, model_class=initial.model_class, model=initial.model,
             preset=initial.preset, **initial.settings.as_dict(include_unset=True),

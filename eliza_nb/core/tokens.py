@@ -56,7 +56,8 @@ def _tiktoken_offline(encoding: str) -> Counter | None:
         import tiktoken_ext.openai_public as public  # noqa: F401 - registers the encodings
     except ImportError:
         return None
-    cache_dir = os.environ.get("TIKTOKEN_CACHE_DIR") or os.environ.get("DATA_GYM_CACHE_DIR") or str(Path(tempfile.gettempdir()) / "data-gym-cache")
+    cache_dir = (os.environ.get("TIKTOKEN_CACHE_DIR") or os.environ.get("DATA_GYM_CACHE_DIR")
+                 or str(Path(tempfile.gettempdir()) / "data-gym-cache"))
     urls = {
         "o200k_base": "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken",
         "cl100k_base": "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken",
@@ -171,7 +172,8 @@ def truncate(messages: Sequence[Message], budget: int, count: Counter, strategy:
     turns = [m for m in msgs if m.role != "system"]
     room = budget - count_messages(system, count)
     if room < PER_MESSAGE_OVERHEAD + 1 or not turns:
-        raise ContextTooLongError(f"the system prompt alone ({before - count_messages(turns, count):,} tokens) does not fit a {budget:,}-token budget")
+        raise ContextTooLongError(f"the system prompt alone ({before - count_messages(turns, count):,} tokens) "
+                                  f"does not fit a {budget:,}-token budget")
 
     if strategy == "middle-out":
         # Shorten the longest turn in its middle first; then fall back to keep-recent.

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import html
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .settings import ModelSettings
@@ -196,13 +197,14 @@ class Result:
         ct = "?" if u.completion_tokens is None else str(u.completion_tokens)
         parts: list[FooterPart] = [(f"{self.provider}:{self.model}", "strong"), (f"{pt} → {ct} tok", ""),
                                    (f"{self.latency_s * 1000:.0f} ms", "")]
-        live = self.ttft_s is not None and not self.cached
-        if live:
-            parts.append((f"first token {self.ttft_s * 1000:.0f} ms", ""))
+        ttft = None if self.cached else self.ttft_s  # timings of a live call only
+        if ttft is not None:
+            parts.append((f"first token {ttft * 1000:.0f} ms", ""))
         # Decode speed: tokens after the first over the time after the first (prompt time and a
         # model's first load would drown it otherwise), so only for streams with a few tokens.
-        if live and (u.completion_tokens or 0) >= 4 and self.latency_s > self.ttft_s:
-            parts.append((f"{(u.completion_tokens - 1) / (self.latency_s - self.ttft_s):.0f} tok/s", ""))
+        tokens = u.completion_tokens
+        if ttft is not None and tokens is not None and tokens >= 4 and self.latency_s > ttft:
+            parts.append((f"{(tokens - 1) / (self.latency_s - ttft):.0f} tok/s", ""))
         if self.settings.get("temperature") is not None:
             parts.append((f"t {self.settings['temperature']:g}", ""))
         if self.cached:

@@ -52,14 +52,17 @@ class Eliza(SingletonConfigurable):
     """Defaults for %eliza / %%eliza and the panels; each one writes the runtime's session."""
 
     default_provider = Unicode(None, allow_none=True, help="Provider the next call uses (an id from %eliza providers).").tag(config=True)
-    default_model_class = Enum(("small", "medium", "large"), None, allow_none=True, help="Model class: small, medium or large.").tag(config=True)
+    default_model_class = Enum(("small", "medium", "large"), None, allow_none=True,
+                               help="Model class: small, medium or large.").tag(config=True)
     default_model = Unicode(None, allow_none=True, help="An explicit model id (overrides the class's catalog model).").tag(config=True)
-    default_preset = Unicode(None, allow_none=True, help="Preset: creative, balanced, precise or a registered one ('' for none).").tag(config=True)
+    default_preset = Unicode(None, allow_none=True,
+                             help="Preset: creative, balanced, precise or a registered one ('' for none).").tag(config=True)
     # default_temperature, default_max_tokens, ...: one trait per model setting, from its declaration.
     locals().update({trait: _setting_trait(SETTINGS[name]) for trait, name in SETTING_TRAITS.items()})
 
     # Display options: not session state, read by the magics when they render.
-    default_format = Enum(("markdown", "text", "json", "code"), "markdown", help="How %%eliza generate renders when -f is not given.").tag(config=True)
+    default_format = Enum(("markdown", "text", "json", "code"), "markdown",
+                          help="How %%eliza generate renders when -f is not given.").tag(config=True)
     show_footer = Bool(True, help="Show the one-line footer (provider, model, tokens, latency, cache) under answers.").tag(config=True)
     stream_interval = Float(0.05, min=0.0, help="Seconds between streamed display updates (throttle).").tag(config=True)
     max_cell_chars = Int(1_000_000, min=0, help="Largest %%eliza cell body (and magic line) accepted, in characters; "
@@ -90,7 +93,7 @@ class Eliza(SingletonConfigurable):
         # Re-apply every value a %config statement names, even when the trait already holds
         # it: `%eliza config set` may have moved the session away since.
         super()._load_config(cfg, section_names=section_names, traits=traits)
-        given = set()
+        given: set[str] = set()
         for section in self.section_names():
             if section in cfg:
                 given.update(k for k in cfg[section] if k in SESSION_TRAITS)
@@ -106,9 +109,7 @@ class Eliza(SingletonConfigurable):
             value = getattr(self, trait)
             if value is None:
                 continue
-            if trait == "default_preset" and value == "":
-                value = None
-            elif trait == "default_model" and value == "":
+            if trait in ("default_preset", "default_model") and value == "":
                 value = None
             changes[field] = value
         return changes

@@ -14,7 +14,8 @@ import string
 # string.Formatter's own field-name parser ("a.b[0]" -> "a", [(True, "b"), (False, 0)]): the
 # C helper string.py imports, so fields split exactly as str.format splits them.
 from _string import formatter_field_name_split
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 #: the largest width or precision a format spec may ask for: ``{x:>999999999}`` would
 #: otherwise build a gigabyte string and take the kernel down
@@ -50,7 +51,8 @@ class _NamespaceFormatter(string.Formatter):
             raise InterpolationError(f"{{{field_name}}}: names starting with __ are not interpolated")
         if first not in self.namespace:
             raise InterpolationError(
-                f"{{{field_name}}}: no variable {first!r} in the notebook; define it, write {{{{ }}}} for a literal brace, or use --no-interpolate"
+                f"{{{field_name}}}: no variable {first!r} in the notebook; define it, "
+                "write {{ }} for a literal brace, or use --no-interpolate"
             )
         obj = self.namespace[first]
         for is_attr, key in rest:

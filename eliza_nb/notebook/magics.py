@@ -36,6 +36,7 @@ class ElizaMagics(Magics):
     def eliza(self, line: str, cell: str | None = None) -> Any:
         """%eliza SUBCOMMAND [options]  —  run `%eliza help` for the list."""
         _check_size(line, cell)
+        assert self.shell is not None  # IPython sets it when it registers the magics
         try:
             name, args = parse_line(expand_line(line, self.shell.user_ns))
         except HelpRequested as h:

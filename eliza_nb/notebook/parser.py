@@ -11,8 +11,9 @@ from __future__ import annotations
 import argparse
 import re
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable
+from typing import Any, NoReturn
 
 from ..core.errors import ConfigError
 from ..core.settings import SETTINGS, Setting
@@ -47,13 +48,13 @@ class MagicParser(argparse.ArgumentParser):
     def __init__(self, prog: str, description: str) -> None:
         super().__init__(prog=prog, description=description, add_help=True, allow_abbrev=False, exit_on_error=False)
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise MagicUsageError(f"{message}; usage: {' '.join(self.format_usage().split())[7:]}")
 
     def print_help(self, file: Any = None) -> None:
         raise HelpRequested(self.format_help())
 
-    def exit(self, status: int = 0, message: str | None = None):  # type: ignore[override]
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
         raise MagicUsageError((message or "invalid arguments").strip())
 
 
@@ -205,14 +206,14 @@ class Subcommand:
     make_parser: Callable[[], MagicParser]
     args_type: type
     summary: str
-    handler: Callable[[Any, Any, "str | None"], Any] | None = None
+    handler: Callable[[Any, Any, str | None], Any] | None = None
 
 
 SUBCOMMANDS: dict[str, Subcommand] = {}
 
 
 def register_subcommand(name: str, make_parser: Callable[[], MagicParser], args_type: type, summary: str,
-                        handler: Callable[[Any, Any, "str | None"], Any] | None = None) -> None:
+                        handler: Callable[[Any, Any, str | None], Any] | None = None) -> None:
     """Add (or replace) a subcommand."""
     SUBCOMMANDS[name] = Subcommand(name, make_parser, args_type, summary, handler)
 

@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import fakeprov  # noqa: E402  (registers the fake_embed protocol)
+import fakeprov  # registers the fake_embed protocol
 
 
 @pytest.fixture

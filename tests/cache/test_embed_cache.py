@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from fakeprov import vector_for
 
 from eliza_nb.core.errors import EmbeddingDimensionError, InvalidEmbeddingError
-from fakeprov import vector_for
 
 
 def fake(rt, pid="fake"):
@@ -36,7 +36,7 @@ def test_ledger_counts_cache_hits_and_misses(rt):
     rt.embed(["a", "b", "c"])
     df = rt.ledger.dataframe()
     emb = df[df.kind == "embed"]
-    assert list(zip(emb.cache_hit, emb["items"])) == [(False, 2), (True, 2), (False, 1)]
+    assert list(zip(emb.cache_hit, emb["items"], strict=True)) == [(False, 2), (True, 2), (False, 1)]
     assert emb[emb.cache_hit].cost_usd.eq(0).all()
 
 
@@ -199,6 +199,6 @@ def test_least_recently_used_eviction_keeps_what_was_read(make_rt, cache_home):
     disk = reader.cache.disk
     assert disk.volume() <= cfg["disk_size_limit"]
     space = reader.embeddings.space(reader.resolve_embedding())
-    on_disk = lambda texts: len(disk.get_many([space.key(t) for t in texts]))  # noqa: E731
+    on_disk = lambda texts: len(disk.get_many([space.key(t) for t in texts]))
     assert on_disk(newer) == 0  # the unread ones went first
     assert on_disk(old) > 100 and on_disk([f"fill {i}" for i in range(200)]) == 200

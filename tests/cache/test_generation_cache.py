@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from eliza_nb.core.cache.generations import generation_key
-from eliza_nb.core.generation import plan_call, with_default_system
 from eliza_nb.core.errors import StreamInterrupted
+from eliza_nb.core.generation import plan_call, with_default_system
 
 
 def calls(rt):
@@ -27,7 +27,7 @@ def test_off_by_default_and_on_per_call(rt):
 
 
 def test_every_setting_and_message_is_part_of_the_key(rt):
-    base = dict(temperature=0, seed=1, cache=True)
+    base = {"temperature": 0, "seed": 1, "cache": True}
     rt.generate("hi", **base)
     for variant in (dict(base, temperature=0.5), dict(base, seed=2), dict(base, max_tokens=5), dict(base, stop=["x"]),
                     dict(base, system="be terse"), dict(base, provider="fake2")):

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
 from fakeprov import CONFIG_TOML
 
 WORKER = Path(__file__).resolve().parent / "worker.py"

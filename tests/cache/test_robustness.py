@@ -7,9 +7,9 @@ import sqlite3
 
 import numpy as np
 import pytest
+from fakeprov import vector_for
 
 from eliza_nb.core.cache.tiers import EmbeddingSpace
-from fakeprov import vector_for
 
 SPACE = EmbeddingSpace("fake", "fake-embed", 8, True)
 

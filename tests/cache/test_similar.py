@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 import eliza_nb
-from eliza_nb.core.errors import EmbeddingDimensionError
 from eliza_nb.core.embeddings.similarity import similar
+from eliza_nb.core.errors import EmbeddingDimensionError
 
 
 def brute(q, m, k):

@@ -58,7 +58,7 @@ def test_waiters_get_the_owners_error_instead_of_hanging(make_rt):
 def _catch(fn):
     try:
         return fn()
-    except Exception as exc:  # noqa: BLE001 - collected for the assertion
+    except Exception as exc:  # collected for the assertion
         return exc
 
 

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 import eliza_nb
+from eliza_nb.core.cache.generations import generation_key
+from eliza_nb.core.cache.memory import MemoryTier
 from eliza_nb.core.cache.tiers import (
     CacheConfig,
     EmbeddingSpace,
@@ -17,8 +19,6 @@ from eliza_nb.core.cache.tiers import (
     parse_duration,
     parse_size,
 )
-from eliza_nb.core.cache.memory import MemoryTier
-from eliza_nb.core.cache.generations import generation_key
 from eliza_nb.core.errors import ConfigError, EmbeddingDimensionError, InvalidEmbeddingError
 from eliza_nb.core.settings import ModelSettings
 from eliza_nb.core.types import Message, ModelClass, Request, Target

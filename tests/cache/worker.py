@@ -18,10 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
+import fakeprov  # noqa: F401  (registers the fake protocol)
+import numpy as np
 
-import fakeprov  # noqa: E402,F401  (registers the fake protocol)
-from eliza_nb.core.runtime import Runtime  # noqa: E402
+from eliza_nb.core.runtime import Runtime
 
 
 def main() -> None:

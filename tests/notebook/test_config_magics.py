@@ -31,9 +31,10 @@ def test_providers_table_with_key_status(run, ip):
 
 
 def test_providers_shows_a_present_key_by_name_only(ip, home):
+    from IPython.utils.capture import capture_output
+
     import eliza_nb
     from eliza_nb.core.runtime import Runtime
-    from IPython.utils.capture import capture_output
 
     keyed = Runtime(home, env={"GROQ_API_KEY": "gsk-SECRET-VALUE"})
     old = eliza_nb.set_runtime(keyed)

@@ -43,7 +43,7 @@ def test_stream_updates_one_display_then_final_render(run, ip):
     assert len(updates) >= 3 and all(o.update for o in updates)
     partial = [o for o in updates[:-1] if o.data["text/plain"].endswith("▌")]
     assert partial, "tokens are shown as they arrive"
-    assert all(len(a.data["text/plain"]) <= len(b.data["text/plain"]) for a, b in zip(partial, partial[1:]))
+    assert all(len(a.data["text/plain"]) <= len(b.data["text/plain"]) for a, b in zip(partial, partial[1:], strict=False))
     final = updates[-1]
     ans = ip.user_ns["ans"]
     assert "▌" not in final.data["text/markdown"] and final.data["text/markdown"].startswith(ans.text)
@@ -97,7 +97,8 @@ def test_system_prompt_reaches_the_runtime(run, spy, ip):
     assert ip.user_ns["r"].usage.prompt_tokens != with_system
 
 
-@pytest.mark.parametrize("fmt, key", [("markdown", "text/markdown"), ("text", "text/html"), ("code", "text/markdown"), ("json", "text/markdown")])
+@pytest.mark.parametrize("fmt, key", [("markdown", "text/markdown"), ("text", "text/html"), ("code", "text/markdown"),
+                                      ("json", "text/markdown")])
 def test_formats(run, fmt, key):
     cell = run(f'%%eliza generate --no-stream -t 0 --max-tokens 20 -f {fmt} --no-interpolate\nReply with JSON: {{"a": 1}}')
     assert cell.ok
@@ -210,11 +211,11 @@ def test_keyboard_interrupt_keeps_partial_text_marked_interrupted(run, rt, monke
 # -- keys never show -------------------------------------------------------------------
 
 def test_no_key_in_any_output_or_metadata(ip, home):
-    import eliza_nb
-    from eliza_nb.core.runtime import Runtime
+    import httpx
     from IPython.utils.capture import capture_output
 
-    import httpx
+    import eliza_nb
+    from eliza_nb.core.runtime import Runtime
 
     secret = "sk-test-DO-NOT-SHOW-123456"
     seen = []
@@ -235,7 +236,7 @@ def test_no_key_in_any_output_or_metadata(ip, home):
         assert "OPENAI_API_KEY" in dumped and secret not in dumped
         panel = eliza_nb.panel()
         assert secret not in json.dumps(panel._repr_mimebundle_(), default=str)
-        assert secret not in str([o for o in panel.provider.options])
+        assert secret not in str(list(panel.provider.options))
     finally:
         eliza_nb.set_runtime(old)
         keyed.close()

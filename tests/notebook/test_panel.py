@@ -125,7 +125,7 @@ def test_provider_labels_show_key_status_not_keys(home):
 
     rt = Runtime(home, env={"OPENAI_API_KEY": "sk-hidden-1"})
     p = ParameterPanel(rt)
-    labels = dict((v, k) for k, v in p.provider.options)
+    labels = {v: k for k, v in p.provider.options}
     assert labels["openai"] == "openai — key ✓ OPENAI_API_KEY"
     assert labels["anthropic"] == "anthropic — no key (ANTHROPIC_API_KEY)"
     assert labels["llama_local"] == "llama_local — no key needed"

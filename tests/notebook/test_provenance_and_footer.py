@@ -15,8 +15,8 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
 
 
 def streamed(**kw) -> Result:
-    base = dict(text="Paris.", provider="p", model="m", model_class="small", usage=Usage(7, 21),
-                latency_s=1.2, ttft_s=0.2, settings={"temperature": 0.0})
+    base = {"text": "Paris.", "provider": "p", "model": "m", "model_class": "small", "usage": Usage(7, 21),
+            "latency_s": 1.2, "ttft_s": 0.2, "settings": {"temperature": 0.0}}
     return Result(**{**base, **kw})
 
 

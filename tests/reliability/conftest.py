@@ -15,9 +15,10 @@ for sub in (HERE, TESTS / "providers", TESTS / "cache"):
     if str(sub) not in sys.path:
         sys.path.insert(0, str(sub))
 
-import fakeprov  # noqa: F401  (registers the fake_embed protocol)
-from fault_server import FaultServer
-from rel_helpers import FakeTime
+# after the sys.path entries above: these modules live in those directories
+import fakeprov  # noqa: E402,F401  (registers the fake_embed protocol)
+from fault_server import FaultServer  # noqa: E402
+from rel_helpers import FakeTime  # noqa: E402
 
 
 @pytest.fixture

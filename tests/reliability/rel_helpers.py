@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-
 # the providers' fake clock and free-port helper (tests/providers is on sys.path via conftest)
-from provider_helpers import FakeTime  # noqa: E402,F401
-from provider_helpers import free_port as closed_port  # noqa: E402,F401  (bound, then released: nothing listens)
+from provider_helpers import FakeTime  # noqa: F401
+from provider_helpers import free_port as closed_port  # noqa: F401  (bound, then released: nothing listens)
 
 
 def one_line(text: str) -> str:

@@ -90,7 +90,7 @@ def check_whole(home: Path, prefixes: dict[str, int]) -> dict[str, list[int]]:
         blobs.append(blob)
     if blobs:
         # the cache's own validation: exact header for this space, exact length, crc32, finite
-        decoded, bad = EmbeddingService._decode(dict(zip([SPACE.key(t) for t in texts], blobs)), SPACE)
+        decoded, bad = EmbeddingService._decode(dict(zip([SPACE.key(t) for t in texts], blobs, strict=True)), SPACE)
         assert not bad, f"{len(bad)} damaged entries"
         got = np.stack([decoded[SPACE.key(t)] for t in texts])
         assert np.array_equal(got, expected(texts))

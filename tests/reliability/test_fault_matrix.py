@@ -226,7 +226,7 @@ def with_chain(case: Case, home: Path, server, fake) -> str:
     tried = calls_to_fault(rt, server, case)
     assert tried == case.attempts, [a.outcome for a in attempts]
     assert len(fake.sleeps) == len(case.sleeps), fake.sleeps
-    for got, (low, high) in zip(fake.sleeps, case.sleeps):
+    for got, (low, high) in zip(fake.sleeps, case.sleeps, strict=True):
         assert low <= got <= high, fake.sleeps
     assert waited <= RETRY["max_total_s"] and wall < 10  # bounded: never a hung cell
     if case.answers is not None:

@@ -42,7 +42,7 @@ def _options() -> list[str]:
 
 
 OPTIONS = _options()
-NAMES = sorted(SUBCOMMANDS) + ["", "Generate", "gen", "-x", "--", "help", "--help", "-h"]
+NAMES = [*sorted(SUBCOMMANDS), "", "Generate", "gen", "-x", "--", "help", "--help", "-h"]
 VALUES = st.one_of(
     st.sampled_from(["0", "-1", "1e309", "nan", "inf", "-inf", "1" * 5000, "0x10", "1_000", "", "''", '""', "'a b'",
                      '"unclosed', "'unclosed", "\\", "{x}", "{__import__('os')}", '{"a": 1}', "[1, 2]", "a=b", "=",

@@ -148,7 +148,7 @@ def test_20000_embedding_lookups_from_4_threads(rhome, fault_server):
     def check(results) -> None:
         for batch, vectors in results:
             assert vectors.shape == (len(batch), DIMS)
-            for t, v in zip(batch, vectors):
+            for t, v in zip(batch, vectors, strict=True):
                 assert np.allclose(v, expected[t], atol=1e-6), t
 
     # round 1, cold: every text is fetched exactly once however the threads collide

@@ -20,9 +20,9 @@ import fakeprov
 import numpy as np
 import pytest
 
+from eliza_nb.core.cache.generations import generation_key
 from eliza_nb.core.cache.tiers import EmbeddingSpace, encode_record
 from eliza_nb.core.embeddings.service import _dims_key
-from eliza_nb.core.cache.generations import generation_key
 from eliza_nb.core.generation import plan_call, planned_request
 from eliza_nb.core.runtime import Runtime
 
@@ -239,8 +239,8 @@ def test_records_with_hostile_json_headers_are_refused(rhome, no_unpickling):
 
 # -- replay archives -------------------------------------------------------------------------
 def test_crafted_replay_archives_are_refused_without_running_anything(tmp_path, no_unpickling):
-    from eliza_nb.core.replay import archive as replay_archive
     from eliza_nb.core.errors import ReplayArchiveError
+    from eliza_nb.core.replay import archive as replay_archive
 
     marker = tmp_path / "pwned"
     payload = pickle.dumps(Evil(marker))

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from scripted import FAKE_KEY
 
-from eliza_nb.core.replay import tape as replay
 from eliza_nb.core.errors import ReplayArchiveError
+from eliza_nb.core.replay import tape as replay
 from eliza_nb.core.replay.archive import RECORDS, VECTORS, load
 
 

@@ -31,7 +31,8 @@ def cells(mode: str, archive: str) -> list:
                       '                      repetition_penalty=0, frequency_penalty=0, presence_penalty=0)\n'
                       'v = eliza_nb.embed(["a cat sat on the mat", "stocks fell sharply today"], provider="paidsrv")\n'
                       'one = eliza_nb.embed("a single text", provider="paidsrv")\n'
-                      'print(json.dumps({"streamed": streamed.text, "text": r.text, "tokens": [r.usage.prompt_tokens, r.usage.completion_tokens],\n'
+                      'print(json.dumps({"streamed": streamed.text, "text": r.text, '
+                      '"tokens": [r.usage.prompt_tokens, r.usage.completion_tokens],\n'
                       '                  "shape": list(v.shape), "vectors": hashlib.sha256(v.tobytes() + one.tobytes()).hexdigest(),\n'
                       '                  "replayed": [streamed.replayed, r.replayed]}))'),
         new_code_cell(f"%eliza {mode} {stop}"),

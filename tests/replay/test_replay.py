@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from scripted import CALLS, FAKE_KEY
 
-from eliza_nb.core.replay import tape as replay
 from eliza_nb.core.errors import MissingKeyError, ReplayMismatch
+from eliza_nb.core.replay import tape as replay
 from eliza_nb.notebook.display import footer_html, render_bundle
 
 
@@ -56,7 +56,7 @@ def test_record_then_replay_without_key_gives_identical_outputs(make_rt, paid_en
     for name in ("one", "many"):
         assert again[name].dtype == np.float32 and np.array_equal(again[name], live[name])
     assert list(again["series"].index) == [10, 20] and again["series"].name == "t"
-    assert all(np.array_equal(a, b) for a, b in zip(again["series"], live["series"]))
+    assert all(np.array_equal(a, b) for a, b in zip(again["series"], live["series"], strict=True))
     ledger = rt2.ledger.dataframe()
     assert ledger.replayed.all() and (ledger.cost_usd == 0).all()
     # and without the replay, the same runtime needs its key

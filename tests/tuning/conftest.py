@@ -7,11 +7,11 @@ import time
 
 import pytest
 
+from eliza_nb.adapters.base import StreamChunk
 from eliza_nb.core import registry
 from eliza_nb.core.errors import ContextTooLongError, TransientError
 from eliza_nb.core.runtime import Runtime
 from eliza_nb.core.types import Completion, Usage
-from eliza_nb.adapters.base import StreamChunk
 
 
 class ScriptedProvider:

@@ -42,8 +42,9 @@ def test_public_api():
 
 
 def test_auto_in_the_pipeline_and_the_magic(local_runtime, ip):
-    import eliza_nb
     from IPython.utils.capture import capture_output
+
+    import eliza_nb
 
     r = local_runtime.generate("What is the capital of France?", model_class="auto", temperature=0, max_tokens=12)
     assert r.model_class == "small" and r.selection.startswith("small: speed=fast")
@@ -51,7 +52,8 @@ def test_auto_in_the_pipeline_and_the_magic(local_runtime, ip):
     old = eliza_nb.set_runtime(local_runtime)
     try:
         with capture_output() as cap:
-            res = ip.run_cell("%%eliza generate --auto --no-stream -t 0 --max-tokens 8 -o auto_r\nAnalyze and compare, step by step, two designs.")
+            res = ip.run_cell("%%eliza generate --auto --no-stream -t 0 --max-tokens 8 -o auto_r\n"
+                              "Analyze and compare, step by step, two designs.")
     finally:
         eliza_nb.set_runtime(old)
     assert res.success, res.error_in_exec

@@ -45,8 +45,7 @@ def test_budget_reserves_output_and_margin():
 def chats(draw):
     system = draw(st.one_of(st.none(), st.text(min_size=1, max_size=200)))
     turns = draw(st.lists(st.tuples(st.sampled_from(["user", "assistant"]), st.text(min_size=0, max_size=600)), min_size=1, max_size=12))
-    msgs = ([Message("system", system)] if system else []) + [Message(r, c) for r, c in turns]
-    return msgs
+    return ([Message("system", system)] if system else []) + [Message(r, c) for r, c in turns]
 
 
 @settings(max_examples=300, deadline=None)
@@ -76,10 +75,10 @@ def test_keep_recent_keeps_system_and_newest_text_and_fits_exactly(msgs, budget)
     # maximal: one more character (or the previous turn) would not fit
     if oldest.content != original.content:
         longer = original.content[len(original.content) - len(oldest.content) - 1:]
-        assert count_messages(system + [Message(oldest.role, longer)] + kept[1:], words) > budget
+        assert count_messages([*system, Message(oldest.role, longer), *kept[1:]], words) > budget
     elif len(turns) > n:
         prev = turns[len(turns) - n - 1]
-        assert count_messages(system + [prev] + kept, words) > budget
+        assert count_messages([*system, prev, *kept], words) > budget
 
 
 @settings(max_examples=200, deadline=None)

@@ -139,7 +139,6 @@ def jupyter(browser, tmp_path_factory, models_home):
     shutil.copytree(HERE / "lab-user-settings", settings)  # autoStartDefaultKernel, no news pop-up
     port = _free_port()
     log_path = root / "jupyter.log"
-    log = open(log_path, "w")
     cmd = [str(BIN / "jupyter"), "lab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
            f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={nbdir}",
            f"--LabApp.workspaces_dir={root / 'ws'}", f"--LabApp.user_settings_dir={settings}",
@@ -148,15 +147,15 @@ def jupyter(browser, tmp_path_factory, models_home):
            "--LabApp.expose_app_in_browser=True", "--JupyterNotebookApp.expose_app_in_browser=True"]
     if os.geteuid() == 0:
         cmd.append("--allow-root")  # CI runs as root; without it the server refuses to start
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=_server_env(root, home),
-                            stdin=subprocess.DEVNULL, cwd=nbdir)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_http(f"{base}/api/status?token={TOKEN}", proc)
-        yield base, TOKEN, nbdir, log_path
-    finally:
-        _stop(proc)
-        log.close()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=_server_env(root, home),
+                                stdin=subprocess.DEVNULL, cwd=nbdir)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            _wait_http(f"{base}/api/status?token={TOKEN}", proc)
+            yield base, TOKEN, nbdir, log_path
+        finally:
+            _stop(proc)
 
 
 @pytest.fixture

@@ -28,8 +28,12 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from types import TracebackType
+from typing import TypeVar
+
+T = TypeVar("T")
 
 DBNAME = "cache.db"
 APPLICATION_ID = int.from_bytes(b"ENBc", "big")  # PRAGMA application_id: marks the file as ours
@@ -98,7 +102,7 @@ def check_schema(con: sqlite3.Connection) -> None:
     unknown = sorted(f"{kind} {name}" for kind, name, _, _ in rows - REQUIRED - OPTIONAL)
     if unknown:
         raise ForeignStore("it holds " + ", ".join(unknown))
-    if not REQUIRED <= rows:
+    if not REQUIRED.issubset(rows):
         raise ForeignStore("its table or indexes differ from ours")
 
 
@@ -180,7 +184,7 @@ class DiskTier:
                 self._con = None
 
     # -- the guard every operation goes through --------------------------------------
-    def _run(self, op: Callable[..., object], default: object, *args: object) -> object:
+    def _run(self, op: Callable[..., T], default: T, *args: object) -> T:
         """Run ``op(connection, *args)``; replace a broken or foreign store once, degrade on anything else."""
         with self._lock:
             for attempt in (1, 2):  # bounded: the second failure turns the tier off
@@ -263,7 +267,7 @@ class DiskTier:
             now = time.time()
             for i in range(0, len(keys), CHUNK):
                 part = keys[i:i + CHUNK]
-                sql = "SELECT key, value FROM entries WHERE key IN (%s)" % ",".join("?" * len(part))
+                sql = f"SELECT key, value FROM entries WHERE key IN ({','.join('?' * len(part))})"
                 for key, value in con.execute(sql, part):
                     # a column's declared type binds nothing in SQLite: a crafted row may hold text or a number
                     if type(value) is bytes:
@@ -277,7 +281,7 @@ class DiskTier:
                 self._touch(con, list(found), now)
             return found
 
-        return self._run(op, {})  # type: ignore[return-value]
+        return self._run(op, {})
 
     def _touch(self, con: sqlite3.Connection, keys: list[bytes], now: float) -> None:
         """Record the access for LRU/LFU eviction; skipped (not waited for) while another writer holds the lock."""
@@ -312,7 +316,7 @@ class DiskTier:
             self._evict(con)
             return len(rows)
 
-        return int(self._run(op, 0))  # type: ignore[arg-type]
+        return self._run(op, 0)
 
     def _evict(self, con: sqlite3.Connection) -> None:
         """Delete the policy's least valuable rows until the data fits the size limit (bounded)."""
@@ -341,12 +345,13 @@ class DiskTier:
 
     def delete(self, keys: Sequence[bytes]) -> int:
         """Remove these keys (e.g. records that failed validation on read)."""
-        return int(self._run(lambda con: self._delete(con, keys), 0))  # type: ignore[arg-type]
+        return self._run(lambda con: self._delete(con, keys), 0)
 
     def delete_where(self, *, tags: Sequence[str] | None = None, stored_before: float | None = None,
                      keep_tags: Sequence[str] = ()) -> int:
         """Delete by tag and/or store time; ``tags=None`` means every tag. Returns rows removed."""
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[str | float] = []
         if tags is not None:
             if not tags:
                 return 0
@@ -364,7 +369,7 @@ class DiskTier:
             with _transaction(con):
                 return con.execute(f"DELETE FROM entries WHERE {where}", params).rowcount
 
-        return int(self._run(op, 0))  # type: ignore[arg-type]
+        return self._run(op, 0)
 
     def tag_stats(self) -> list[tuple[str, int, int]]:
         """(tag, entries, bytes) per tag."""
@@ -372,17 +377,17 @@ class DiskTier:
             rows = con.execute("SELECT tag, count(*), coalesce(sum(length(value)), 0) FROM entries GROUP BY tag")
             return [(t if isinstance(t, str) else "", int(n), int(b)) for t, n, b in rows]
 
-        return self._run(op, [])  # type: ignore[return-value]
+        return self._run(op, [])
 
     def volume(self) -> int:
         """Bytes in use in the database (what the size limit is measured against)."""
-        return int(self._run(_volume, 0))  # type: ignore[arg-type]
+        return self._run(_volume, 0)
 
 
 def _volume(con: sqlite3.Connection) -> int:
     # Pages in use, not the file size: counting free pages would make eviction delete everything.
     (pages,), (free,), (size,) = (con.execute(f"PRAGMA {p}").fetchone() for p in ("page_count", "freelist_count", "page_size"))
-    return (pages - free) * size
+    return int((pages - free) * size)
 
 
 class _transaction:
@@ -395,7 +400,7 @@ class _transaction:
         self.con.execute("BEGIN IMMEDIATE")
         return self.con
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if exc_type is None:
             self.con.execute("COMMIT")
         elif self.con.in_transaction:

@@ -14,7 +14,8 @@ import hashlib
 import json
 import threading
 import time
-from typing import Any, Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Mapping
+from typing import Any
 
 from .tiers import KEY_VERSION, Cache, canonical_json, decode_record, encode_record
 

@@ -24,12 +24,16 @@ import struct
 import threading
 import time
 import zlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from .memory import MemoryTier
 from ..errors import ConfigError
+from .memory import MemoryTier
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 POLICIES = ("least-recently-stored", "least-recently-used", "least-frequently-used", "none")
 MAGIC = b"ENB1"
@@ -156,7 +160,7 @@ class EmbeddingSpace:
 
     def record(self, vector: Any) -> bytes:
         """The disk record of one float32 vector of this space."""
-        payload = vector.astype("<f4", copy=False).tobytes()
+        payload: bytes = vector.astype("<f4", copy=False).tobytes()
         return self.prefix + payload + zlib.crc32(payload).to_bytes(4, "little")
 
     def key(self, text: str) -> bytes:
@@ -262,7 +266,7 @@ class Cache:
         return disk.put_many(records, tag) if disk is not None else 0
 
     # -- management --------------------------------------------------------------------
-    def stats(self):
+    def stats(self) -> pd.DataFrame:
         """A DataFrame: one row per tier and per model (entries, bytes, hits, misses).
 
         ``.attrs`` holds the directory, whether the disk tier is on, its size and limit.

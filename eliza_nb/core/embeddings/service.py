@@ -21,9 +21,10 @@ import sys
 import threading
 import time
 import zlib
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -148,12 +149,12 @@ class EmbeddingService:
                     fetched = len(first)
                     space = self.space(target, normalize)
                     assert space is not None
-                    fresh = dict(zip((space.key(t) for t in first), vectors))
+                    fresh = dict(zip((space.key(t) for t in first), vectors, strict=True))
                     self.cache.remember(fresh, space.tag)
                     self._persist(fresh, space)
                     found.update(fresh)
         keys = [space.key(t) for t in unique]
-        text_of = dict(zip(keys, unique))
+        text_of = dict(zip(keys, unique, strict=True))
         todo = [k for k in keys if k not in found]
         if todo and not regenerate:
             hits = self.cache.lookup(todo, space.tag, lambda recs: self._decode(recs, space))
@@ -240,11 +241,11 @@ class EmbeddingService:
                     learned = self.space(target, normalize)
                     assert learned is not None  # _fetch has just learned its size
                     store_space = learned
-                got = dict(zip((store_space.key(text_of[k]) for k in batch), vectors)) if store_space is not space \
-                    else dict(zip(batch, vectors))
+                got = dict(zip((store_space.key(text_of[k]) for k in batch), vectors, strict=True)) if store_space is not space \
+                    else dict(zip(batch, vectors, strict=True))
                 self.cache.remember(got, store_space.tag)
                 fresh.update(got)
-                for key, vec in zip(batch, vectors):
+                for key, vec in zip(batch, vectors, strict=True):
                     found[key] = vec
                     fut = owned[key]
                     if fut is not None and not fut.done():
@@ -304,9 +305,9 @@ class EmbeddingService:
         matrix = np.frombuffer(b"".join(payloads), dtype="<f4").reshape(len(good_keys), space.dims)
         ok = finite_rows(matrix)
         if not ok.all():
-            bad += [k for k, good in zip(good_keys, ok) if not good]
+            bad += [k for k, good in zip(good_keys, ok, strict=True) if not good]
         matrix = matrix.astype(np.float32, copy=False)  # a read-only view: callers get copies
-        return {k: matrix[i] for i, (k, good) in enumerate(zip(good_keys, ok)) if good}, bad
+        return {k: matrix[i] for i, (k, good) in enumerate(zip(good_keys, ok, strict=True)) if good}, bad
 
     def _learn_dims(self, target: Target, dims: int) -> None:
         ident = (target.provider, target.model)

@@ -7,16 +7,19 @@ argpartition, so 100,000 candidates cost one matrix-vector product plus O(n).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import ConfigError, EmbeddingDimensionError
 from .vectors import top_k_cosine, validate_matrix
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 def similar(rt: Any, query: Any, candidates: Any, k: int = 5, *, provider: str | None = None,
-            model: str | None = None, normalized: bool | None = None):
+            model: str | None = None, normalized: bool | None = None) -> pd.DataFrame:
     """The ``k`` candidates most similar to ``query``: a DataFrame(text, score), best first.
 
     ``candidates``: a list / Series / 1-d array of texts (embedded through the cache), an

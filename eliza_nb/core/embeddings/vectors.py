@@ -25,7 +25,8 @@ def validate_embedding(vec: Any, expected_dims: int | None = None, *, source: st
     ``expected_dims``, and :class:`InvalidEmbeddingError` when it is not a flat list of
     finite numbers. ``source`` (e.g. ``"openai:text-embedding-3-small"``) goes into the message.
     """
-    return validate_matrix([vec], expected_dims, source=source)[0]
+    row: np.ndarray = validate_matrix([vec], expected_dims, source=source)[0]
+    return row
 
 
 def is_valid_embedding(vec: Any, expected_dims: int | None = 1536) -> bool:
@@ -65,7 +66,8 @@ def validate_matrix(rows: Any, expected_dims: int | None = None, *, source: str 
 
 def finite_rows(arr: np.ndarray) -> np.ndarray:
     """A boolean mask: which rows of an (n, d) array are all finite."""
-    return np.isfinite(arr).all(axis=1)
+    mask: np.ndarray = np.isfinite(arr).all(axis=1)
+    return mask
 
 
 def normalize_rows(arr: np.ndarray) -> np.ndarray:

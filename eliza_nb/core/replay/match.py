@@ -73,7 +73,7 @@ def _distance(a: dict[str, Any], b: dict[str, Any]) -> tuple[int, float]:
 def _pair(a: Any, b: Any, width: int = 48) -> tuple[str, str]:
     """Short reprs of two values; long texts are cut around where they first differ."""
     if isinstance(a, str) and isinstance(b, str) and max(len(a), len(b)) > width:
-        start = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        start = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
         lo = max(0, start - width // 3)
         return _clip(a, lo, width), _clip(b, lo, width)
     return tuple("(none)" if v is _MISSING else repr(v) for v in (a, b))  # type: ignore[return-value]

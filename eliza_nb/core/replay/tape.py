@@ -150,7 +150,7 @@ class Recorder(Tape):
         normalized = bool(options.get("normalize", True))
         with self._lock:
             added = False
-            for text, row in zip(items, matrix):
+            for text, row in zip(items, matrix, strict=True):
                 ident = embedding_ident(target.provider, target.model, normalized, text)
                 if ident not in self._embs:
                     self._embs[ident] = np.array(row, dtype=np.float32)
@@ -301,7 +301,7 @@ class Replayer(Tape):
         if missing:  # fallthrough: only the unmatched texts go live
             with self._lock:
                 self.live += 1
-            live = dict(zip(missing, rt.embeddings.embed(missing, provider, model, as_array=True, **options)))
+            live = dict(zip(missing, rt.embeddings.embed(missing, provider, model, as_array=True, **options), strict=True))
         rows = [rec.vector if (rec := found[t]) is not None else live[t] for t in items]
         matrix = np.stack(rows).astype(np.float32, copy=True)
         served = len(items) - len([t for t in items if found[t] is None])

@@ -65,7 +65,7 @@ def similar_parser() -> MagicParser:
     return p
 
 
-def _size(n: int) -> str:
+def _size(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1000 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -96,7 +96,8 @@ def do_cache(shell: Any, args: CacheArgs, cell: str | None) -> Any:
             removed = cache.prune(age)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
-    what = f" for {args.model or args.provider or args.kind}" if args.action == "clear" and (args.model or args.provider or args.kind) else ""
+    scope = args.model or args.provider or args.kind
+    what = f" for {scope}" if args.action == "clear" and scope else ""
     print(f"removed {removed['disk']} disk and {removed['memory']} memory entries{what}")
     return None
 

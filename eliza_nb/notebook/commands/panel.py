@@ -30,7 +30,8 @@ def panel_parser() -> MagicParser:
     p = MagicParser("%eliza panel", "Show the parameter panel (two-way bound to the session), and optionally "
                                     "a playground, an embedding explorer or a benchmark view.")
     p.add_argument("--playground", action="store_true", help="add a playground (prompt, Run/Stop, streamed answer)")
-    p.add_argument("--explorer", type=identifier, metavar="VAR", help="explore the embeddings of VAR (texts, or a DataFrame with text and vector columns)")
+    p.add_argument("--explorer", type=identifier, metavar="VAR",
+                   help="explore the embeddings of VAR (texts, or a DataFrame with text and vector columns)")
     p.add_argument("--bench", type=identifier, metavar="VAR", help="show the benchmark DataFrame VAR")
     p.add_argument("--no-params", dest="no_params", action="store_true", help="leave the parameter panel out")
     p.add_argument("-o", "--output", type=identifier, metavar="VAR", help="store the widget (a dict of them when several) in VAR")
@@ -71,7 +72,7 @@ def do_panel(shell: Any, args: PanelArgs, cell: str | None) -> None:
             raise UsageError(f"%eliza panel --bench {args.bench}: {exc}") from None
     if not shown:
         raise UsageError("%eliza panel --no-params shows nothing on its own; add --playground, --explorer VAR or --bench VAR")
-    for kind, widget in shown.items():
+    for widget in shown.values():
         display(widget, metadata={"eliza_nb": {"command": "panel", "widget": type(widget).__name__}})
     if args.output:
         shell.user_ns[args.output] = next(iter(shown.values())) if len(shown) == 1 else shown

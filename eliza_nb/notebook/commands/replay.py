@@ -7,8 +7,8 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from . import runtime
 from ..parser import MagicParser, register_subcommand
+from . import runtime
 
 
 @dataclass

@@ -166,7 +166,9 @@ class BenchmarkView(anywidget.AnyWidget):
         return df
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        data, meta = super()._repr_mimebundle_(**kwargs)
+        bundle = super()._repr_mimebundle_(**kwargs)
+        assert bundle is not None  # anywidget returns None only for a widget without a view
+        data, meta = bundle
         data["text/plain"] = f"{self.title}\n{self.summary.to_string(index=False)}"
         try:
             table = styled(self.summary).to_html()

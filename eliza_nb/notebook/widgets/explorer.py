@@ -10,8 +10,9 @@ plain ESM with no imports: it works offline.
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import anywidget
 import numpy as np
@@ -104,7 +105,7 @@ class EmbeddingExplorer(anywidget.AnyWidget):
     _esm = HERE / "explorer.js"
     _css = HERE / "explorer.css"
 
-    points = traitlets.List().tag(sync=True)
+    points: traitlets.List[dict[str, Any]] = traitlets.List().tag(sync=True)
     explained = traitlets.List([0.0, 0.0]).tag(sync=True)
     title = traitlets.Unicode("").tag(sync=True)
     selected = traitlets.Int(-1).tag(sync=True)
@@ -125,7 +126,7 @@ class EmbeddingExplorer(anywidget.AnyWidget):
             points.append({
                 "x": round(float(xy[i, 0]), 5), "y": round(float(xy[i, 1]), 5), "text": text,
                 "label": "" if labels is None else str(labels[i]),
-                "nn": [[int(j), round(float(s), 4)] for j, s in zip(nn_idx[i], nn_sim[i])],
+                "nn": [[int(j), round(float(s), 4)] for j, s in zip(nn_idx[i], nn_sim[i], strict=True)],
             })
         dims = vecs.shape[1] if vecs.ndim == 2 else 0
         super().__init__(points=points, explained=explained,
@@ -144,7 +145,9 @@ class EmbeddingExplorer(anywidget.AnyWidget):
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         # A static SVG of the same picture, for places where widgets do not render.
-        data, meta = super()._repr_mimebundle_(**kwargs)
+        bundle = super()._repr_mimebundle_(**kwargs)
+        assert bundle is not None  # anywidget returns None only for a widget without a view
+        data, meta = bundle
         data["text/plain"] = f"EmbeddingExplorer: {self.title}\n" + "\n".join(
             f"  ({p['x']:+.3f}, {p['y']:+.3f})  {p['text'][:70]}" for p in self.points[:20]
         ) + ("\n  …" if len(self.points) > 20 else "")

@@ -13,8 +13,9 @@ the session value. Moving the control makes it a session value.
 from __future__ import annotations
 
 import html
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import ipywidgets as W
 
