@@ -26,6 +26,7 @@ from .core.errors import (
     BudgetExceeded,
     ConfigError,
     ContextTooLongError,
+    CoolingDown,
     ElizaError,
     EmbeddingDimensionError,
     InvalidEmbeddingError,
@@ -34,6 +35,7 @@ from .core.errors import (
     ModelPackageMissing,
     NotFoundError,
     RateLimitedError,
+    RateLimitWaitError,
     ReplayArchiveError,
     ReplayMismatch,
     StreamInterrupted,
@@ -62,7 +64,8 @@ __all__ = [
     "Runtime", "Result", "ImageResult", "ModelSettings", "ModelClass", "ProviderName",
     # errors a user may catch
     "ElizaError", "ConfigError", "ModelPackageMissing", "MissingKeyError", "AuthError", "NotFoundError",
-    "RateLimitedError", "ContextTooLongError", "TransientError", "BadResponseError", "InvalidRequestError",
+    "RateLimitedError", "RateLimitWaitError", "CoolingDown", "ContextTooLongError", "TransientError",
+    "BadResponseError", "InvalidRequestError",
     "StreamInterrupted", "EmbeddingDimensionError", "InvalidEmbeddingError", "BudgetExceeded",
     "ReplayArchiveError", "ReplayMismatch",
 ]

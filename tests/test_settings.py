@@ -28,7 +28,7 @@ def test_zero_survives_every_layer():
     assert merge_settings(ModelSettings(presence_penalty=0.0), balanced).presence_penalty == 0.3
 
 
-def test_stop_normalises_to_a_tuple_and_merges():
+def test_stop_becomes_a_tuple_and_merges():
     s = ModelSettings(stop="END")
     assert s.stop == ("END",)
     assert ModelSettings(stop=["a", "b"]).merged({"stop": ["c"]}).stop == ("c",)

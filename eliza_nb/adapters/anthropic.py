@@ -19,11 +19,12 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from ..core.errors import BadResponseError, ConfigError, InvalidRequestError, MissingKeyError, TransientError
+from ..core.errors import ConfigError, InvalidRequestError, MissingKeyError, TransientError
 from ..core.types import Completion, Request, Usage
 from . import http
 from .base import StreamChunk
 from .mapping import configured_drops, drop, wire_settings
+from .shape import Shape
 
 API_VERSION = "2023-06-01"
 VERTEX_VERSION = "vertex-2023-10-16"
@@ -49,6 +50,7 @@ class AnthropicProvider:
         self._drops = configured_drops(entry.extra)
         self._caps: Mapping[str, int] = dict(entry.extra.get("output_caps") or {})
         self._url = entry.endpoint.rstrip("/") + "/messages"
+        self._max_body = http.body_limit(context.options)
 
     # -- request ---------------------------------------------------------------------------
     def _body(self, request: Request, stream: bool) -> tuple[dict[str, Any], list[str]]:
@@ -102,17 +104,19 @@ class AnthropicProvider:
         url, headers, key, body, notes = self._prepare(request, stream=False)
         what = f"messages with {request.target.model}"
         data = http.post_json(self._ctx.http_client(), url, body, headers=headers, timeout_s=request.timeout_s,
-                              provider=self.id, key=key, what=what)
-        if not isinstance(data, dict) or not isinstance(data.get("content"), list):
-            if isinstance(data, dict) and data.get("type") == "error":
-                self._raise_event_error(data, what, key)
-            raise BadResponseError(f"{what}: the answer has no content", provider=self.id)
-        usage = data.get("usage") or {}
+                              provider=self.id, key=key, what=what, max_body=self._max_body)
+        if isinstance(data, dict) and data.get("type") == "error":
+            self._raise_event_error(data, what, key)
+        shape = Shape(self.id, what)
+        blocks = shape.items(data, "content", dict, required=True)
+        text = "".join(shape.get(b, "text", str, at=f"content[{i}]", default="")
+                       for i, b in enumerate(blocks) if b.get("type") == "text")
+        stop = shape.get(data, "stop_reason", str)
         return Completion(
-            text="".join(b.get("text", "") for b in data["content"] if isinstance(b, dict) and b.get("type") == "text"),
-            usage=Usage(usage.get("input_tokens"), usage.get("output_tokens")),
-            finish_reason=FINISH.get(data.get("stop_reason"), data.get("stop_reason")),
-            model=data.get("model") or request.target.model,
+            text=text,
+            usage=shape.usage(data, "usage", "input_tokens", "output_tokens"),
+            finish_reason=FINISH.get(stop, stop),
+            model=shape.get(data, "model", str) or request.target.model,
             notes=notes,
         )
 
@@ -120,31 +124,33 @@ class AnthropicProvider:
         url, headers, key, body, notes = self._prepare(request, stream=True)
         what = f"messages with {request.target.model}"
         sse = http.SSEStream(self._ctx.http_client(), url, body, headers=headers, timeout_s=request.timeout_s,
-                             provider=self.id, key=key, what=what)
+                             provider=self.id, key=key, what=what, max_body=self._max_body)
+        shape = Shape(self.id, what)
         parts: list[str] = []
         prompt_tokens = completion_tokens = finish = model = None
         done = False
         try:
             for event, data in sse.events():
                 obj = http.loads(data, provider=self.id, what=what, key=key)
-                if not isinstance(obj, dict):
-                    raise BadResponseError(f"{what}: an event is not an object", provider=self.id)
-                kind = obj.get("type", event)
+                kind = shape.get(obj, "type", str, at=f"the {event or 'unnamed'} event", default=event)
+                at = kind
                 if kind == "content_block_delta":
-                    delta = obj.get("delta") or {}
-                    if delta.get("type") == "text_delta" and delta.get("text"):
-                        parts.append(delta["text"])
-                        yield StreamChunk(text=delta["text"])
+                    delta = shape.get(obj, "delta", dict, at=at, default={})
+                    text = shape.get(delta, "text", str, at=f"{at}.delta")
+                    if delta.get("type") == "text_delta" and text:
+                        parts.append(text)
+                        yield StreamChunk(text=text)
                 elif kind == "message_start":
-                    message = obj.get("message") or {}
-                    model = message.get("model")
-                    usage = message.get("usage") or {}
-                    prompt_tokens = usage.get("input_tokens")
-                    completion_tokens = usage.get("output_tokens")
+                    message = shape.get(obj, "message", dict, at=at, default={})
+                    model = shape.get(message, "model", str, at=f"{at}.message")
+                    usage = shape.usage(message, "usage", "input_tokens", "output_tokens", at=f"{at}.message")
+                    prompt_tokens, completion_tokens = usage.prompt_tokens, usage.completion_tokens
                 elif kind == "message_delta":
-                    finish = (obj.get("delta") or {}).get("stop_reason") or finish
+                    delta = shape.get(obj, "delta", dict, at=at, default={})
+                    finish = shape.get(delta, "stop_reason", str, at=f"{at}.delta") or finish
                     # output_tokens here is cumulative for the whole message
-                    completion_tokens = (obj.get("usage") or {}).get("output_tokens", completion_tokens)
+                    later = shape.usage(obj, "usage", "input_tokens", "output_tokens", at=at).completion_tokens
+                    completion_tokens = completion_tokens if later is None else later
                 elif kind == "message_stop":
                     done = True
                     break

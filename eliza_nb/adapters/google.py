@@ -9,7 +9,8 @@ wire names in core/settings.py. repetition_penalty has no Gemini equivalent: dro
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ from ..core.types import Completion, Request, Usage
 from . import http
 from .base import StreamChunk
 from .mapping import cap_list, configured_drops, wire_settings
+from .shape import Shape
 
 FINISH = {"STOP": "stop", "MAX_TOKENS": "length"}
 MAX_STOP = 5
@@ -34,6 +36,7 @@ class GeminiProvider:
         self._ctx = context
         self._drops = configured_drops(entry.extra)
         self._base = f"{entry.endpoint.rstrip('/')}/{entry.extra.get('api_version', 'v1beta')}/models/"
+        self._max_body = http.body_limit(context.options)
 
     def _url(self, model: str, method: str) -> str:
         return f"{self._base}{model.removeprefix('models/')}:{method}"
@@ -64,15 +67,21 @@ class GeminiProvider:
         return body, notes
 
     @staticmethod
-    def _parse(obj: Mapping[str, Any]) -> tuple[str, str | None, str | None]:
+    def _parse(shape: Shape, obj: Any, at: str = "") -> tuple[str, str | None, str | None]:
         """(text, finishReason, blockReason) of one GenerateContentResponse."""
-        candidates = obj.get("candidates") or []
+        candidates = shape.items(obj, "candidates", dict, at=at)
         if not candidates:
-            return "", None, (obj.get("promptFeedback") or {}).get("blockReason")
-        first = candidates[0] or {}
-        parts = (first.get("content") or {}).get("parts") or []
-        text = "".join(p.get("text", "") for p in parts if isinstance(p, dict) and not p.get("thought"))
-        return text, first.get("finishReason"), None
+            feedback = shape.get(obj, "promptFeedback", dict, at=at, default={})
+            return "", None, shape.get(feedback, "blockReason", str, at=f"{at}.promptFeedback".lstrip("."))
+        first = f"{at}.candidates[0]".lstrip(".")
+        content = shape.get(candidates[0], "content", dict, at=first, default={})
+        parts = shape.items(content, "parts", dict, at=f"{first}.content")
+        text = "".join(shape.get(p, "text", str, at=f"{first}.content.parts[{i}]", default="")
+                       for i, p in enumerate(parts) if not p.get("thought"))
+        return text, shape.get(candidates[0], "finishReason", str, at=first), None
+
+    def _usage(self, shape: Shape, obj: Any, at: str = "") -> Usage:
+        return shape.usage(obj, "usageMetadata", "promptTokenCount", "candidatesTokenCount", at=at)
 
     def _finish(self, finish: str | None, blocked: str | None, notes: list[str]) -> str | None:
         if blocked:
@@ -89,14 +98,12 @@ class GeminiProvider:
         model = request.target.model
         what = f"generateContent with {model}"
         data = http.post_json(self._ctx.http_client(), self._url(model, "generateContent"), body, headers=headers,
-                              timeout_s=request.timeout_s, provider=self.id, key=key, what=what)
-        if not isinstance(data, dict):
-            raise BadResponseError(f"{what}: the answer is not an object", provider=self.id)
-        text, finish, blocked = self._parse(data)
-        usage = data.get("usageMetadata") or {}
+                              timeout_s=request.timeout_s, provider=self.id, key=key, what=what, max_body=self._max_body)
+        shape = Shape(self.id, what)
+        text, finish, blocked = self._parse(shape, data)
         return Completion(
-            text=text, usage=Usage(usage.get("promptTokenCount"), usage.get("candidatesTokenCount")),
-            finish_reason=self._finish(finish, blocked, notes), model=data.get("modelVersion") or model, notes=notes,
+            text=text, usage=self._usage(shape, data), finish_reason=self._finish(finish, blocked, notes),
+            model=shape.get(data, "modelVersion", str) or model, notes=notes,
         )
 
     def stream(self, request: Request) -> Iterator[StreamChunk]:
@@ -105,25 +112,28 @@ class GeminiProvider:
         model = request.target.model
         what = f"streamGenerateContent with {model}"
         sse = http.SSEStream(self._ctx.http_client(), self._url(model, "streamGenerateContent") + "?alt=sse", body,
-                             headers=headers, timeout_s=request.timeout_s, provider=self.id, key=key, what=what)
+                             headers=headers, timeout_s=request.timeout_s, provider=self.id, key=key, what=what,
+                             max_body=self._max_body)
+        shape = Shape(self.id, what)
         parts: list[str] = []
-        usage: Mapping[str, Any] = {}
+        usage = Usage()
         finish = blocked = version = None
         try:
             # No [DONE] sentinel: the stream simply ends; the last event has finishReason.
-            for _, data in sse.events():
+            for n, (_, data) in enumerate(sse.events()):
                 obj = http.loads(data, provider=self.id, what=what, key=key)
-                if not isinstance(obj, dict):
-                    raise BadResponseError(f"{what}: an event is not an object", provider=self.id)
+                at = f"event {n + 1}"
+                shape.check(obj, dict, at)
                 if obj.get("error"):
                     message, code = http.provider_message(obj)
                     status = obj["error"].get("code") if isinstance(obj["error"], dict) else None
                     raise http.error_for_status(status if isinstance(status, int) else 500, message, code,
                                                 provider=self.id, key=key, what=what)
-                text, f, b = self._parse(obj)
+                text, f, b = self._parse(shape, obj, at)
                 finish, blocked = f or finish, b or blocked
-                usage = obj.get("usageMetadata") or usage
-                version = obj.get("modelVersion") or version
+                if obj.get("usageMetadata") is not None:
+                    usage = self._usage(shape, obj, at)
+                version = shape.get(obj, "modelVersion", str, at=at) or version
                 if text:
                     parts.append(text)
                     yield StreamChunk(text=text)
@@ -134,7 +144,7 @@ class GeminiProvider:
             raise
         sse.finish()
         yield StreamChunk(completion=Completion(
-            text="".join(parts), usage=Usage(usage.get("promptTokenCount"), usage.get("candidatesTokenCount")),
+            text="".join(parts), usage=usage,
             finish_reason=self._finish(finish, blocked, notes), model=version or model, notes=notes,
         ))
 
@@ -146,31 +156,26 @@ class GeminiProvider:
         headers, key = self._headers()
         name = "models/" + model.removeprefix("models/")
         client = self._ctx.http_client()
+        call = {"headers": headers, "timeout_s": timeout_s, "provider": self.id, "key": key, "max_body": self._max_body,
+                "deadline": time.monotonic() + timeout_s}  # one attempt, however many batches
         if len(texts) == 1:
             what = f"embedContent with {model}"
+            shape = Shape(self.id, what)
             data = http.post_json(client, self._url(model, "embedContent"),
-                                  {"model": name, "content": {"parts": [{"text": texts[0]}]}},
-                                  headers=headers, timeout_s=timeout_s, provider=self.id, key=key, what=what)
-            vectors: list[Any] = [((data or {}).get("embedding") or {}).get("values")] if isinstance(data, dict) else [None]
-        else:
-            what = f"batchEmbedContents with {model}"
-            vectors = []
-            for start in range(0, len(texts), EMBED_BATCH):
-                batch = texts[start:start + EMBED_BATCH]
-                body = {"requests": [{"model": name, "content": {"parts": [{"text": t}]}} for t in batch]}
-                data = http.post_json(client, self._url(model, "batchEmbedContents"), body, headers=headers,
-                                      timeout_s=timeout_s, provider=self.id, key=key, what=what)
-                got = data.get("embeddings") if isinstance(data, dict) else None
-                if not isinstance(got, list) or len(got) != len(batch):
-                    raise BadResponseError(f"{what}: {len(got) if isinstance(got, list) else 'no'} vectors for "
-                                           f"{len(batch)} texts", provider=self.id)
-                vectors.extend((e or {}).get("values") for e in got)
-        if any(not isinstance(v, list) or not v for v in vectors):
-            raise BadResponseError(f"{what}: an embedding has no values", provider=self.id)
-        try:
-            return np.asarray(vectors, dtype=np.float32)
-        except ValueError:
-            raise BadResponseError(f"{what}: vectors of different lengths in one answer", provider=self.id) from None
+                                  {"model": name, "content": {"parts": [{"text": texts[0]}]}}, what=what, **call)
+            return shape.vectors([shape.get(data, "embedding", dict, default={}).get("values")], "embedding.values")
+        what = f"batchEmbedContents with {model}"
+        shape = Shape(self.id, what)
+        vectors: list[Any] = []
+        for start in range(0, len(texts), EMBED_BATCH):
+            batch = texts[start:start + EMBED_BATCH]
+            body = {"requests": [{"model": name, "content": {"parts": [{"text": t}]}} for t in batch]}
+            data = http.post_json(client, self._url(model, "batchEmbedContents"), body, what=what, **call)
+            got = shape.items(data, "embeddings", dict)
+            if len(got) != len(batch):
+                raise BadResponseError(f"{what}: {len(got) or 'no'} vectors for {len(batch)} texts", provider=self.id)
+            vectors.extend(e.get("values") for e in got)
+        return shape.vectors(vectors, "embeddings[{}].values")
 
     def close(self) -> None:
         """Nothing to release: the HTTP client belongs to the runtime."""

@@ -3,9 +3,14 @@ methods on :class:`HTTPCall` (request -> send -> check status -> read -> decode)
 events read from it by :class:`SSEStream`, and the typed errors of
 :mod:`eliza_nb.core.errors` made from an error status or a transport exception.
 
-Everything a server sends is read with a limit, counted after decompression: the whole
-body (:data:`MAX_BODY`), one line of an event stream (:data:`MAX_LINE`) and one event
-(:data:`MAX_EVENT`). A server that never ends a line gets a one-line error, not our memory.
+Everything a server sends is read with a limit, counted after decompression (done in
+bounded steps by :mod:`.limits`): the whole body (:data:`MAX_BODY`, or ``[limits]
+max_body_mb`` in config.toml), one line of an event stream (:data:`MAX_LINE`) and one
+event (:data:`MAX_EVENT`). A server that never ends a line gets a one-line error, not our memory.
+
+``timeout_s`` bounds the whole attempt: connecting, sending, and the entire answer or
+stream end at one deadline (:class:`.limits.Deadline`), however slowly the server drips
+bytes or keep-alive comments. A redirect is never followed nor taken as an answer.
 
 Error messages are one line, name the provider (through the error's ``provider``),
 carry the provider's own message when it sent one, and never hold the key: every
@@ -18,6 +23,7 @@ from __future__ import annotations
 import email.utils
 import ipaddress
 import json
+import math
 import re
 import time
 from collections.abc import Iterator, Mapping
@@ -30,6 +36,7 @@ from ..core import redact
 from ..core.errors import (
     AuthError,
     BadResponseError,
+    ConfigError,
     ContextTooLongError,
     ElizaError,
     InvalidRequestError,
@@ -37,9 +44,10 @@ from ..core.errors import (
     RateLimitedError,
     TransientError,
 )
+from . import limits
 
 MAX_MESSAGE = 300  # characters of a provider's error message we keep
-MAX_BODY = 256 << 20  # bytes of one answer; base64 images are the largest legitimate ones
+MAX_BODY = 32 << 20  # bytes of one answer, decompressed, unless [limits] max_body_mb says otherwise
 MAX_ERROR_BODY = 64 << 10  # bytes of an error answer we read: its message is cut to MAX_MESSAGE anyway
 MAX_LINE = 1 << 20  # bytes of one event-stream line; a streamed delta is a few hundred
 MAX_EVENT = 8 << 20  # bytes of one event's data lines together
@@ -59,23 +67,14 @@ _NOT_FOUND_RE = re.compile(
 _BAD_KEY_RE = re.compile(
     r"api key not valid|invalid (?:x-)?api[ _-]?key|incorrect api key|api_key_invalid|invalid authentication", re.I
 )
-_SECRET_RES = (
-    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
-    re.compile(r"(?i)((?:api[_-]?key|key|token|access_token)[\"']?\s*[:=]\s*[\"']?)[A-Za-z0-9._~+/-]{12,}"),
-    re.compile(r"\b(sk-[A-Za-z0-9_-]{4})[A-Za-z0-9_-]{8,}"),
-    re.compile(r"\b(AIza)[0-9A-Za-z_-]{20,}"),
-    re.compile(r"\b(xai-|gsk_)[A-Za-z0-9]{12,}"),
-)
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]+")
 
 
-def scrub(text: str, key: str | None = None) -> str:
-    """``text`` on one line, at most MAX_MESSAGE characters, with any key masked."""
-    if key:
-        text = text.replace(key, "***")
-    for pattern in _SECRET_RES:
-        text = pattern.sub(lambda m: m.group(1) + "***", text)
-    text = " ".join(text.split())
-    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
+def scrub(text: str, key: str | None = None, limit: int = MAX_MESSAGE) -> str:
+    """``text`` on one line, at most ``limit`` characters, every key masked before the cut
+    (core/redact.py: the key used, every key sent, credential-shaped text, a cut key's start).
+    Control and invisible characters (a body of NUL bytes, bidi overrides) show as one ``�``."""
+    return redact.mask(_UNPRINTABLE.sub("\ufffd", " ".join(text.split())), (key,), limit)
 
 
 def bearer(key: str | None) -> dict[str, str]:
@@ -99,6 +98,20 @@ def check_plain_http(url: str, key: str | None, warn: Any, provider: str) -> Non
     """Warn when a key would travel over unencrypted http to a non-local host."""
     if key and url.startswith("http://") and not is_local_host(url):
         warn(f"{provider}: {urlsplit(url).hostname} is plain http, so the key travels unencrypted")
+
+
+def body_limit(options: Mapping[str, Any]) -> int | None:
+    """The answer size limit in bytes from the config's ``[limits] max_body_mb`` (the
+    adapters read it from ``AdapterContext.options``); None when unset, so MAX_BODY applies."""
+    table = options.get("limits") or {}
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"[limits] in config.toml must be a table, got {table!r}")
+    mb = table.get("max_body_mb")
+    if mb is None:
+        return None
+    if isinstance(mb, bool) or not isinstance(mb, (int, float)) or not math.isfinite(mb) or mb <= 0:
+        raise ConfigError(f"[limits] max_body_mb in config.toml must be a number of MiB above 0, got {mb!r}")
+    return max(1, int(mb * (1 << 20)))
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -156,11 +169,11 @@ def provider_message(body: Any) -> tuple[str | None, str | None]:
         msg = err.get("message") or err.get("detail") or body.get("message")
         code = err.get("code") or err.get("type") or err.get("status")
         if isinstance(msg, (dict, list)):
-            msg = json.dumps(msg)[:MAX_MESSAGE]
+            msg = json.dumps(msg)  # cut by scrub, after masking
         return (str(msg) if msg else None), (str(code) if code else None)
     detail = body.get("detail")
     if detail:
-        return (detail if isinstance(detail, str) else json.dumps(detail)[:MAX_MESSAGE]), None
+        return (detail if isinstance(detail, str) else json.dumps(detail)), None
     return None, None
 
 
@@ -221,10 +234,10 @@ def loads(data: str, *, provider: str, what: str, key: str | None = None) -> Any
     try:
         return json.loads(data)
     except ValueError:
-        raise BadResponseError(f"{what}: an event is not JSON ({scrub(data[:80], key)!r})", provider=provider) from None
+        raise BadResponseError(f"{what}: an event is not JSON ({scrub(data[:4096], key, limit=80)!r})", provider=provider) from None
 
 
-def _text(content: bytes, charset: str | None) -> str:
+def _text(content: bytes | bytearray, charset: str | None) -> str:
     try:
         return content.decode(charset or "utf-8", errors="replace")
     except LookupError:  # a charset Python does not know
@@ -243,6 +256,9 @@ class HTTPCall:
     from :meth:`request`, on the wire), which ends with :meth:`check_status`, the one place
     an HTTP error status becomes a typed error. The call holds what every error message
     needs (provider, the key to mask, what was being done, the timeout).
+
+    The attempt's deadline is ``timeout_s`` from the call's creation, or ``deadline`` (a
+    ``time.monotonic()`` value) when several requests share one attempt (embedding batches).
     """
 
     def __init__(
@@ -256,9 +272,13 @@ class HTTPCall:
         provider: str,
         key: str | None,
         what: str,
+        max_body: int | None = None,
+        deadline: float | None = None,
     ) -> None:
         self.client, self.url, self.body, self.headers = client, url, body, headers
         self.timeout_s, self.provider, self.key, self.what = timeout_s, provider, key, what
+        self.max_body = MAX_BODY if max_body is None else max_body
+        self.deadline = limits.Deadline(timeout_s, min(CONNECT_TIMEOUT_S, timeout_s), deadline)
 
     def json(self) -> Any:
         """The decoded JSON answer."""
@@ -267,7 +287,7 @@ class HTTPCall:
         try:
             return json.loads(content)
         except ValueError:
-            snippet = scrub(_text(content[:320], response.charset_encoding)[:80], self.key)
+            snippet = scrub(_text(content[:4096], response.charset_encoding), self.key, limit=80)
             raise BadResponseError(f"{self.what}: the answer is not JSON ({snippet!r})", provider=self.provider) from None
 
     def text(self) -> str:
@@ -276,66 +296,118 @@ class HTTPCall:
         return _text(self.read(response), response.charset_encoding)
 
     def request(self, accept: str | None = None) -> httpx.Request:
-        """The request: ``timeout_s`` for each read (so a stream may run longer as long as
-        tokens keep coming), connecting capped at CONNECT_TIMEOUT_S."""
-        headers = {**self.headers, "Accept": accept} if accept else self.headers
-        timeout = httpx.Timeout(self.timeout_s, connect=min(CONNECT_TIMEOUT_S, self.timeout_s))
-        return self.client.build_request("POST", self.url, json=self.body, headers=headers, timeout=timeout)
+        """The request: each step on the socket gets what is left of the deadline as its
+        timeout (connecting at most CONNECT_TIMEOUT_S); only encodings we decompress in steps."""
+        headers = {"Accept-Encoding": limits.ACCEPT_ENCODING, **self.headers}
+        if accept:
+            headers["Accept"] = accept
+        self.deadline.refresh()
+        return self.client.build_request("POST", self.url, json=self.body, headers=headers,
+                                         extensions={"timeout": self.deadline.timeouts, "trace": self.deadline.refresh})
 
     def send(self, accept: str | None = None) -> httpx.Response:
         """Send the request; the response with a 2xx status and its body not yet read."""
         redact.remember(self.key)  # a server may echo it back in headers, which httpcore logs at DEBUG
+        if self.deadline.passed:  # an earlier request of the same attempt spent it
+            raise self.too_slow()
         try:
             response = self.client.send(self.request(accept), stream=True)
         except httpx.HTTPError as exc:
             raise self.transport_error(exc) from None
+        self.deadline.watch(response)
         self.check_status(response)
         return response
 
     def check_status(self, response: httpx.Response) -> None:
-        """Raise the typed error for a status of 400 or more (the response is then closed)."""
+        """Raise the typed error for a redirect or a status of 400 or more (the response is then closed)."""
+        if 300 <= response.status_code < 400:
+            self.close(response)
+            raise self.bad_response(f"{self.redirected_to(response)} (HTTP {response.status_code}); not followed, "
+                                    "so the key stays with the configured host: check the endpoint URL")
         if response.status_code < 400:
             return
-        content = bytearray()
-        try:
-            for chunk in response.iter_bytes():
-                content += chunk
-                if len(content) >= MAX_ERROR_BODY:
-                    break
-        except httpx.HTTPError:
-            pass  # the status alone still classifies it
-        finally:
-            response.close()
+        content = self.start_of(response)
         try:
             body: Any = json.loads(content)
         except ValueError:
-            body = _text(bytes(content), response.charset_encoding)[:MAX_MESSAGE]
+            body = _text(bytes(content), response.charset_encoding)  # cut by scrub, after masking
         message, code = provider_message(body)
         if message is None and response.reason_phrase:
             message = response.reason_phrase
         raise error_for_status(response.status_code, message, code, provider=self.provider, key=self.key,
                                what=self.what, retry_after=_retry_after(response, body))
 
-    def read(self, response: httpx.Response) -> bytes:
-        """The whole body (at most MAX_BODY bytes); the response is closed, and so goes back
-        to the pool when it was read to the end."""
+    def redirected_to(self, response: httpx.Response) -> str:
+        """Where a 3xx answer points, as "redirected to HOST" (only the host: the rest of
+        the URL may carry tokens)."""
+        location = response.headers.get("location", "").strip()
+        if not location:
+            return "redirected without a Location"
         try:
-            return b"".join(self.chunks(response))
+            host = urlsplit(location).hostname or urlsplit(self.url).hostname
+        except ValueError:
+            host = None
+        return f"redirected to {scrub(host, self.key)}" if host else "redirected to an unreadable Location"
+
+    def read(self, response: httpx.Response) -> bytearray:
+        """The whole body (at most ``max_body`` bytes); the response is closed, and so goes
+        back to the pool when it was read to the end."""
+        content = bytearray()
+        try:
+            for chunk in self.chunks(response):
+                content += chunk
+            return content
         finally:
-            response.close()
+            self.close(response)
 
     def chunks(self, response: httpx.Response) -> Iterator[bytes]:
-        """The body as it arrives, decompressed, with a typed error for a broken connection
-        or past MAX_BODY bytes."""
-        size = 0
+        """The body as it arrives, decompressed in bounded steps, with a typed error for a
+        broken connection, past ``max_body`` bytes (compressed or not), or past the deadline."""
+        raw_size = size = 0
         try:
-            for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > MAX_BODY:
-                    raise self.bad_response(f"the answer is larger than {_size(MAX_BODY)}")
-                yield chunk
+            if response.is_stream_consumed:  # built from bytes (a test transport): httpx decoded it already
+                decode, raws = limits.decoder(""), iter((response.content,))
+            else:
+                decode, raws = limits.decoder(response.headers.get("content-encoding", "")), response.iter_raw()
+            for raw in raws:
+                raw_size += len(raw)
+                for piece in decode(raw):
+                    size += len(piece)
+                    if size > self.max_body or raw_size > self.max_body:
+                        raise self.bad_response(f"the answer is larger than {_size(self.max_body)}")
+                    yield piece
+                if self.deadline.passed:  # a server dripping bytes or keep-alive comments
+                    raise self.too_slow()
         except httpx.HTTPError as exc:
+            if self.deadline.fired or self.deadline.passed or isinstance(exc, httpx.TimeoutException):
+                raise self.too_slow() from None
             raise self.transport_error(exc) from None
+        except limits.Undecodable as exc:
+            raise self.bad_response(str(exc)) from None
+
+    def start_of(self, response: httpx.Response) -> bytearray:
+        """The first MAX_ERROR_BODY bytes of an answer we only quote (an error, a page that
+        is not what we asked for), then the response is closed. A failed read keeps what came."""
+        content = bytearray()
+        try:
+            for chunk in self.chunks(response):
+                content += chunk
+                if len(content) >= MAX_ERROR_BODY:
+                    break
+        except ElizaError:
+            pass  # the status or the media type alone still says what went wrong
+        finally:
+            self.close(response)
+        return content
+
+    def close(self, response: httpx.Response) -> None:
+        """Close the response (it goes back to the pool only when it was read to the end)."""
+        self.deadline.stop()
+        response.close()
+
+    def too_slow(self) -> TransientError:
+        """The error for an answer still incomplete at the deadline."""
+        return TransientError(f"{self.what}: no complete answer within {self.timeout_s:g} s", provider=self.provider)
 
     def transport_error(self, exc: httpx.HTTPError) -> ElizaError:
         """The typed error for a timeout, refused or broken connection."""
@@ -372,7 +444,23 @@ class SSEStream:
     def __init__(self, client: httpx.Client, url: str, body: Mapping[str, Any], **call: Any) -> None:
         self.call = HTTPCall(client, url, body, **call)
         self.response = self.call.send(accept="text/event-stream")
+        self._refuse_other_media()
         self._lines = self.lines()
+
+    def _refuse_other_media(self) -> None:
+        """An HTML page (a login portal, a proxy's error page) or a JSON answer to a stream
+        request is one error, not an empty stream retried: the same request gets the same page."""
+        media = self.response.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media in ("text/html", "application/xhtml+xml"):
+            self.close()
+            raise self.call.bad_response("the answer is an HTML page, not an event stream")
+        if media == "application/json" or media.endswith("+json"):
+            try:
+                said, _ = provider_message(json.loads(self.call.start_of(self.response)))
+            except ValueError:
+                said = None
+            tail = f": {scrub(said, self.call.key)}" if said else ""
+            raise self.call.bad_response(f"the answer is JSON, not an event stream{tail}")
 
     def lines(self) -> Iterator[bytes]:
         """The body's lines, without their line ends; a last line without one included."""
@@ -432,11 +520,11 @@ class SSEStream:
         except ElizaError:
             pass  # the answer is complete; only the connection is lost
         finally:
-            self.response.close()
+            self.call.close(self.response)
 
     def close(self) -> None:
         """Stop early: closing mid-body drops the connection, which also stops the server."""
-        self.response.close()
+        self.call.close(self.response)
 
     def _line_too_long(self) -> BadResponseError:
         return self.call.bad_response(f"a line of the event stream is longer than {_size(MAX_LINE)}")

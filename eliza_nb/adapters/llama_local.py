@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -198,8 +199,12 @@ class LlamaLocalProvider:
         messages = [m.as_dict() for m in request.messages]
         out: queue.SimpleQueue = queue.SimpleQueue()
         cancel = threading.Event()
+        # The whole attempt: waiting for the llama thread, the prompt, every token.
+        deadline = time.monotonic() + request.timeout_s
 
         def work(llm: Any) -> None:
+            if cancel.is_set():  # the caller gave up while this call waited for the thread
+                return
             try:
                 fmt = model.formatter(llm)(messages=messages)
                 prompt = llm.tokenize(fmt.prompt.encode("utf-8"), add_bos=not fmt.added_special, special=True)
@@ -222,6 +227,10 @@ class LlamaLocalProvider:
                         if cancel.is_set():
                             finish = "interrupted"
                             break
+                        if finish is None and time.monotonic() > deadline:
+                            # stop here even when nobody reads: the thread is every other call's too
+                            out.put(("late", None))
+                            return
                 finally:
                     gen.close()
                 # Count here, on the llama thread: a later submit would queue behind
@@ -233,21 +242,23 @@ class LlamaLocalProvider:
                 out.put(("error", exc))
 
         model.submit(work)
-        return self._drain(model, request, out, cancel, notes)
+        return self._drain(model, request, out, cancel, notes, deadline)
 
     def _drain(self, model: LoadedModel, request: Request, out: queue.SimpleQueue, cancel: threading.Event,
-               notes: list[str]) -> Iterator[StreamChunk]:
+               notes: list[str], deadline: float) -> Iterator[StreamChunk]:
         parts: list[str] = []
         prompt_tokens: int | None = None
         try:
             while True:
-                try:
-                    kind, value = out.get(timeout=request.timeout_s)
+                try:  # what was made before the deadline is still handed over after it
+                    kind, value = out.get(timeout=max(deadline - time.monotonic(), 0.0))
                 except queue.Empty:
+                    kind, value = "late", None
+                if kind == "late":
                     cancel.set()
-                    raise TransientError(
-                        f"no token from {model.path.name} within {request.timeout_s:.0f} s", provider=self.id
-                    ) from None
+                    # before any text the ladder retries it; after, it becomes StreamInterrupted with the text kept
+                    raise TransientError(f"{model.path.name}: no complete answer within {request.timeout_s:g} s",
+                                         provider=self.id)
                 if kind == "text":
                     parts.append(value)
                     yield StreamChunk(text=value)
@@ -276,12 +287,14 @@ class LlamaLocalProvider:
 
     # -- embeddings ------------------------------------------------------------------
     def embed(self, texts: Sequence[str], model: str, timeout_s: float = 120.0) -> np.ndarray:
-        """L2-normalised float32 vectors, one row per text."""
+        """L2-normalized float32 vectors, one row per text."""
         loaded = self.model(model, embedding=True)
         texts = list(texts)
+        job = loaded.submit(lambda llm: llm.embed(texts, normalize=True))
         try:
-            rows = loaded.submit(lambda llm: llm.embed(texts, normalize=True)).result(timeout=timeout_s)
+            rows = job.result(timeout=timeout_s)
         except TimeoutError:
+            job.cancel()  # still queued behind another call: it never runs
             raise TransientError(f"embedding {len(texts)} texts took over {timeout_s:.0f} s", provider=self.id) from None
         except ElizaError:
             raise

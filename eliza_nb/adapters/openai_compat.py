@@ -17,6 +17,7 @@ user-defined catalog entry with ``protocol = "openai"`` — those differ only in
 from __future__ import annotations
 
 import base64
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -28,6 +29,7 @@ from ..core.types import Completion, ImageResult, Request, Usage, sniff_image_mi
 from . import http
 from .base import StreamChunk
 from .mapping import cap_list, configured_drops, drop, image_size, wire_settings
+from .shape import Shape
 
 
 class OpenAICompatProvider:
@@ -47,6 +49,7 @@ class OpenAICompatProvider:
         self._max_stop = extra.get("max_stop")
         self._stream_usage = bool(extra.get("stream_usage", True))
         self._embed_batch = max(1, int(extra.get("embed_batch", 128)))
+        self._max_body = http.body_limit(context.options)
 
     # -- plumbing ------------------------------------------------------------------------
     def _auth(self, url: str) -> tuple[dict[str, str], str | None]:
@@ -81,25 +84,28 @@ class OpenAICompatProvider:
         status = status if isinstance(status, int) and 400 <= status < 600 else 502
         raise http.error_for_status(status, message, code, provider=self.id, key=key, what=what)
 
+    def _call(self, key: str | None, what: str, timeout_s: float, headers: Mapping[str, str]) -> dict[str, Any]:
+        """The keyword arguments of http.HTTPCall for one request."""
+        return {"headers": headers, "timeout_s": timeout_s, "provider": self.id, "key": key, "what": what,
+                "max_body": self._max_body}
+
     # -- chat ------------------------------------------------------------------------------
     def generate(self, request: Request) -> Completion:
         body, notes = self._body(request, stream=False)
         headers, key = self._auth(self._chat_url)
         what = f"chat with {request.target.model}"
-        data = http.post_json(self._ctx.http_client(), self._chat_url, body, headers=headers,
-                              timeout_s=request.timeout_s, provider=self.id, key=key, what=what)
-        if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
-            if isinstance(data, dict) and data.get("error"):
-                self._raise_body_error(data, what, key)
-            raise BadResponseError(f"{what}: the answer has no choices", provider=self.id)
-        choice = data["choices"][0] if data["choices"] else {}
-        message = choice.get("message") or {}
-        usage = data.get("usage") or {}
+        data = http.post_json(self._ctx.http_client(), self._chat_url, body, **self._call(key, what, request.timeout_s, headers))
+        if isinstance(data, dict) and data.get("error") and not data.get("choices"):
+            self._raise_body_error(data, what, key)
+        shape = Shape(self.id, what)
+        choices = shape.items(data, "choices", dict, required=True)
+        choice = choices[0] if choices else {}
+        message = shape.get(choice, "message", dict, at="choices[0]", default={})
         return Completion(
-            text=message.get("content") or "",
-            usage=Usage(usage.get("prompt_tokens"), usage.get("completion_tokens")),
-            finish_reason=choice.get("finish_reason"),
-            model=data.get("model") or request.target.model,
+            text=shape.get(message, "content", str, at="choices[0].message", default=""),
+            usage=shape.usage(data, "usage", "prompt_tokens", "completion_tokens"),
+            finish_reason=shape.get(choice, "finish_reason", str, at="choices[0]"),
+            model=shape.get(data, "model", str) or request.target.model,
             notes=notes,
         )
 
@@ -107,32 +113,34 @@ class OpenAICompatProvider:
         body, notes = self._body(request, stream=True)
         headers, key = self._auth(self._chat_url)
         what = f"chat with {request.target.model}"
-        sse = http.SSEStream(self._ctx.http_client(), self._chat_url, body, headers=headers,
-                             timeout_s=request.timeout_s, provider=self.id, key=key, what=what)
+        sse = http.SSEStream(self._ctx.http_client(), self._chat_url, body, **self._call(key, what, request.timeout_s, headers))
+        shape = Shape(self.id, what)
         parts: list[str] = []
-        usage: Mapping[str, Any] = {}
+        usage = None
         finish = model = None
         done = False
         try:
-            for _, data in sse.events():
+            for n, (_, data) in enumerate(sse.events()):
                 if data.startswith("[DONE]"):
                     done = True
                     break
                 obj = http.loads(data, provider=self.id, what=what, key=key)
-                if not isinstance(obj, dict):
-                    raise BadResponseError(f"{what}: an event is not an object", provider=self.id)
+                at = f"event {n + 1}"
+                shape.check(obj, dict, at)
                 if obj.get("error") and not obj.get("choices"):
                     self._raise_body_error(obj, what, key)
-                model = obj.get("model") or model
-                usage = obj.get("usage") or usage
-                for choice in obj.get("choices") or ():
-                    if choice.get("index", 0) != 0:
+                model = shape.get(obj, "model", str, at=at) or model
+                if obj.get("usage") is not None:
+                    usage = shape.usage(obj, "usage", "prompt_tokens", "completion_tokens", at=at)
+                for i, choice in enumerate(shape.items(obj, "choices", dict, at=at)):
+                    if shape.get(choice, "index", int, at=f"{at}.choices[{i}]", default=0) != 0:
                         continue
-                    text = (choice.get("delta") or {}).get("content")
+                    delta = shape.get(choice, "delta", dict, at=f"{at}.choices[{i}]", default={})
+                    text = shape.get(delta, "content", str, at=f"{at}.choices[{i}].delta")
                     if text:
                         parts.append(text)
                         yield StreamChunk(text=text)
-                    finish = choice.get("finish_reason") or finish
+                    finish = shape.get(choice, "finish_reason", str, at=f"{at}.choices[{i}]") or finish
             if not done and finish is None:
                 raise TransientError(f"{what}: the stream ended before its final event", provider=self.id)
         except BaseException:
@@ -140,7 +148,7 @@ class OpenAICompatProvider:
             raise
         sse.finish()
         yield StreamChunk(completion=Completion(
-            text="".join(parts), usage=Usage(usage.get("prompt_tokens"), usage.get("completion_tokens")),
+            text="".join(parts), usage=usage or Usage(),
             finish_reason=finish, model=model or request.target.model, notes=notes,
         ))
 
@@ -152,28 +160,21 @@ class OpenAICompatProvider:
             return np.zeros((0, self.entry.embedding_dims or 0), dtype=np.float32)
         headers, key = self._auth(self._embed_url)
         what = f"embeddings with {model}"
+        shape = Shape(self.id, what)
         client = self._ctx.http_client()
+        deadline = time.monotonic() + timeout_s  # one attempt, however many batches
         rows: list[Any] = []
         for start in range(0, len(texts), self._embed_batch):
             batch = texts[start:start + self._embed_batch]
-            data = http.post_json(client, self._embed_url, {"model": model, "input": batch}, headers=headers,
-                                  timeout_s=timeout_s, provider=self.id, key=key, what=what)
-            items = data.get("data") if isinstance(data, dict) else None
-            if not isinstance(items, list) or len(items) != len(batch):
-                got = len(items) if isinstance(items, list) else "no"
-                raise BadResponseError(f"{what}: {got} vectors for {len(batch)} texts", provider=self.id)
-            items = sorted(items, key=lambda d: d.get("index", 0))
-            for item in items:
-                vec = item.get("embedding")
-                if not isinstance(vec, list) or not vec or isinstance(vec[0], list):
-                    raise BadResponseError(
-                        f"{what}: expected one flat vector per text (per-token vectors come from a chat model "
-                        "served as an embedding model)", provider=self.id)
-                rows.append(vec)
-        try:
-            return np.asarray(rows, dtype=np.float32)
-        except ValueError:
-            raise BadResponseError(f"{what}: vectors of different lengths in one answer", provider=self.id) from None
+            data = http.post_json(client, self._embed_url, {"model": model, "input": batch},
+                                  **self._call(key, what, timeout_s, headers), deadline=deadline)
+            items = shape.items(data, "data", dict)
+            if len(items) != len(batch):
+                raise BadResponseError(f"{what}: {len(items) or 'no'} vectors for {len(batch)} texts", provider=self.id)
+            order = [shape.get(item, "index", int, at=f"data[{i}]", default=i) for i, item in enumerate(items)]
+            for i in sorted(range(len(items)), key=order.__getitem__):
+                rows.append(items[i].get("embedding"))
+        return shape.vectors(rows, "data[{}].embedding")
 
     # -- images ----------------------------------------------------------------------------
     def image(self, prompt: str, model: str, options: Mapping[str, Any], timeout_s: float) -> ImageResult:
@@ -192,21 +193,21 @@ class OpenAICompatProvider:
             drop(notes, self.id, name, options.get(name), "OpenAI-style image APIs do not take it")
         headers, key = self._auth(self._image_url)
         what = f"image with {model}"
-        data = http.post_json(self._ctx.http_client(), self._image_url, body, headers=headers,
-                              timeout_s=timeout_s, provider=self.id, key=key, what=what)
-        items = data.get("data") if isinstance(data, dict) else None
-        if not isinstance(items, list) or not items:
+        data = http.post_json(self._ctx.http_client(), self._image_url, body, **self._call(key, what, timeout_s, headers))
+        shape = Shape(self.id, what)
+        items = shape.items(data, "data", dict)
+        if not items:
             raise BadResponseError(f"{what}: the answer holds no image", provider=self.id)
         item = items[0]
-        result = ImageResult(revised_prompt=item.get("revised_prompt"), notes=notes)
-        if item.get("b64_json"):
+        result = ImageResult(revised_prompt=shape.get(item, "revised_prompt", str, at="data[0]"), notes=notes)
+        if shape.get(item, "b64_json", str, at="data[0]"):
             try:
                 result.data = base64.b64decode(item["b64_json"], validate=True)
             except ValueError:
                 raise BadResponseError(f"{what}: the image is not valid base64", provider=self.id) from None
             result.mime = sniff_image_mime(result.data)
-        elif item.get("url"):
-            result.url = str(item["url"])
+        elif shape.get(item, "url", str, at="data[0]"):
+            result.url = item["url"]
         else:
             raise BadResponseError(f"{what}: neither b64_json nor url in the answer", provider=self.id)
         return result
@@ -237,8 +238,8 @@ class OpenAICompatProvider:
         }
         headers, key = self._auth(url)
         what = f"image with {model}"
-        text = http.post_text(self._ctx.http_client(), url, body, headers=headers, timeout_s=timeout_s,
-                              provider=self.id, key=key, what=what).strip().strip('"')
+        text = http.post_text(self._ctx.http_client(), url, body,
+                              **self._call(key, what, timeout_s, headers)).strip().strip('"')
         if not text.startswith(("http://", "https://")):
             raise BadResponseError(f"{what}: expected an image URL, got {http.scrub(text[:60], key)!r}", provider=self.id)
         return ImageResult(url=text, notes=notes)

@@ -75,7 +75,7 @@ def make_scorer(scorer: str | Callable[[str, Any], float], runtime: Any = None) 
 
 
 # -- cases ------------------------------------------------------------------------------
-def normalise_cases(cases: Any) -> list[dict[str, Any]]:
+def parse_cases(cases: Any) -> list[dict[str, Any]]:
     """A list of dicts or a DataFrame with ``input`` (and ``expected``, optional ``id``)."""
     if isinstance(cases, pd.DataFrame):
         records = cases.to_dict("records")
@@ -233,7 +233,7 @@ def benchmark(runtime: Any, cases: Any, models: Sequence[str] | None = None, pre
     """
     if repeats < 1 or concurrency < 1:
         raise ConfigError("repeats and concurrency must be at least 1")
-    case_list = normalise_cases(cases)
+    case_list = parse_cases(cases)
     state = runtime.session.state
     model_list = list(models or [f"{state.provider}:{state.model or state.model_class}"])
     preset_list = list(presets) if presets else [None]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -167,24 +168,66 @@ class Catalog:
         return [p.id for p in self._providers.values() if p.models.get(model_class)]
 
 
+_KEY_CHARS = re.compile(r"[!-~]+")  # visible ASCII: what an HTTP header value may carry
+
+
 def find_key(entry: ProviderEntry, env: Mapping[str, str] | None = None, dotenv_dir: Path | None = None) -> tuple[str | None, str | None]:
     """(key, variable name) for a provider from the environment, then ``./.env``.
 
-    Returns (None, None) when no variable is set. The key itself must never be
-    logged or shown; callers pass it straight into an auth header.
+    Returns (None, None) when no variable is set. Whitespace around the value is dropped
+    (a key read from a file keeps its newline); a key with a space, a control character or
+    a non-ASCII character inside is a one-line ConfigError naming the variable, never the
+    value, so that no request is built with it. The key itself must never be logged or
+    shown; callers pass it straight into an auth header.
     """
+    key, var = _key_value(entry, env, dotenv_dir)
+    if key is not None and not _KEY_CHARS.fullmatch(key):
+        bad = next(c for c in key if not _KEY_CHARS.fullmatch(c))
+        kind = "a space" if bad.isspace() else "a non-ASCII character" if ord(bad) > 127 else "a control character"
+        raise ConfigError(f"{var} has {kind} inside the key; set it to the key alone", provider=entry.id) from None
+    return key, var
+
+
+def _key_value(entry: ProviderEntry, env: Mapping[str, str] | None, dotenv_dir: Path | None = None) -> tuple[str | None, str | None]:
+    """(value without surrounding whitespace, variable) of the first of ``entry``'s key
+    variables set in ``env`` (else the environment), then ``./.env``; not checked."""
     if not entry.key_env:  # keyless (local, ollama, loopback): no .env to stat on every call
         return None, None
     env = os.environ if env is None else env
     for var in entry.key_env:
-        value = env.get(var)  # once: every call looks its key up twice, and os.environ decodes each read
+        value = (env.get(var) or "").strip()  # once: every call looks its key up twice, and os.environ decodes each read
         if value:
             return value, var
     dotenv = _dotenv_values(dotenv_dir or Path.cwd())
     for var in entry.key_env:
-        if dotenv.get(var):
-            return dotenv[var], var
+        value = (dotenv.get(var) or "").strip()
+        if value:
+            return value, var
     return None, None
+
+
+#: environment variables whose values are secrets even when no provider names them
+SECRET_VARS = re.compile(r".*(_API_KEY|_ACCESS_TOKEN|_TOKEN|_SECRET|_KEY)$")
+
+
+def secret_values(catalog: Catalog, env: Mapping[str, str] | None = None, *, named: bool = True) -> set[str]:
+    """Values of every key variable the session can see: each provider's key (valid or
+    not, from ``env`` or ``./.env``) and, with ``named``, variables named like secrets
+    (``*_API_KEY``, ``*_TOKEN``, ...) in ``env`` and the environment. Values shorter than 8
+    characters are not keys (masking them would garble text)."""
+    env = os.environ if env is None else env
+    dotenv: dict[str, str] | None = None  # read at most once: a stat per provider adds up
+    values: set[str] = set()
+    for entry in catalog:
+        found = next((v for var in entry.key_env if (v := (env.get(var) or "").strip())), None)
+        if found is None and entry.key_env:
+            dotenv = _dotenv_values(Path.cwd()) if dotenv is None else dotenv
+            found = next((v for var in entry.key_env if (v := (dotenv.get(var) or "").strip())), None)
+        values.add(found or "")
+    if named:
+        for source in (os.environ,) if env is os.environ else (env, os.environ):
+            values.update(v.strip() for k, v in source.items() if SECRET_VARS.match(k) and v)
+    return {v for v in values if v and len(v) >= 8}
 
 
 @dataclass(frozen=True)
@@ -193,6 +236,7 @@ class KeyStatus:
 
     variables: tuple[str, ...]  # where the key is looked for, in order; () for keyless providers
     found: str | None  # the variable that holds it, when one does
+    invalid: str | None = None  # the variable that holds a key find_key refuses (a space inside)
 
     @property
     def needed(self) -> bool:
@@ -206,7 +250,7 @@ class KeyStatus:
     @property
     def present(self) -> str:
         """``yes``, ``no``, or ``n/a`` for keyless providers."""
-        return "n/a" if not self.needed else ("yes" if self.found else "no")
+        return "n/a" if not self.needed else ("yes" if self.found else "invalid" if self.invalid else "no")
 
     @property
     def variable_names(self) -> str:
@@ -215,23 +259,30 @@ class KeyStatus:
 
     @property
     def label(self) -> str:
-        """A cell of a key column: ``✓ VAR``, ``✗ set VAR`` or ``not needed``."""
+        """A cell of a key column: ``✓ VAR``, ``✗ set VAR``, ``✗ fix VAR`` or ``not needed``."""
         if not self.needed:
             return "not needed"
+        if self.invalid:
+            return f"✗ fix {self.invalid}"
         return f"✓ {self.found}" if self.found else f"✗ set {self.variables[0]}"
 
     @property
     def phrase(self) -> str:
-        """The status on its own, beside a provider's name: ``key ✓ VAR``, ``no key (VAR)``
-        or ``no key needed``."""
+        """The status on its own, beside a provider's name: ``key ✓ VAR``, ``no key (VAR)``,
+        ``bad key (VAR)`` or ``no key needed``."""
         if not self.needed:
             return "no key needed"
+        if self.invalid:
+            return f"bad key ({self.invalid})"
         return f"key ✓ {self.found}" if self.found else f"no key ({self.variables[0]})"
 
 
 def key_status(entry: ProviderEntry, env: Mapping[str, str] | None = None) -> KeyStatus:
-    """Whether ``entry``'s key is set in ``env`` (else the environment) or ``./.env``."""
-    return KeyStatus(tuple(entry.key_env), find_key(entry, env)[1])
+    """Whether ``entry``'s key is set in ``env`` (else the environment) or ``./.env``, and usable."""
+    try:
+        return KeyStatus(tuple(entry.key_env), find_key(entry, env)[1])
+    except ConfigError:
+        return KeyStatus(tuple(entry.key_env), None, invalid=_key_value(entry, env)[1])
 
 
 _DOTENV_CACHE: dict[Path, tuple[float, dict[str, str]]] = {}

@@ -67,6 +67,13 @@ class RateLimitedError(ElizaError):
         self.retry_after = retry_after
 
 
+class RateLimitWaitError(RateLimitedError):
+    """A provider's own budget (``rate_limit``) has no slot within the time the call has left:
+    not retried (the wait would only grow), failed over at once."""
+
+    retryable = False
+
+
 class ContextTooLongError(ElizaError):
     """The prompt does not fit the model's window: truncate once and retry."""
 
@@ -78,6 +85,12 @@ class TransientError(ElizaError):
 
     retryable = True
     retry_after: float | None = None  # seconds the server asked for (a 503's Retry-After)
+
+
+class CoolingDown(TransientError):
+    """A target failed moments ago and is cooling down: the call goes to the next target at once."""
+
+    retryable = False
 
 
 class BadResponseError(ElizaError):

@@ -9,15 +9,16 @@ budget and truncation, and the provider call (streamed or not).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from .cache.generations import cached_generation, single_flight, store_generation
+from . import redact
+from .cache.generations import cached_generation, hide_keys, single_flight, store_generation
 from .errors import BadResponseError, ConfigError, ContextTooLongError, ElizaError, StreamInterrupted
 from .ladder import Climb, Job, climb
 from .ledger import cost_usd
 from .ratelimit import estimate_request_tokens
-from .settings import ModelSettings, pop_settings
+from .settings import ModelSettings, check_timeout, pop_settings
 from .types import Attempt, Message, Request, Result, Target, as_messages
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ def plan_call(rt: Runtime, prompt: Any, options: Mapping[str, Any]) -> Plan:
     rt.presets.get(preset)
     return Plan(
         messages=messages, call=call, preset=preset, selection=selection,
-        timeout_s=float(opts.get("timeout_s") or rt.retry.timeout_s),
+        timeout_s=check_timeout(opts.get("timeout_s"), rt.retry.timeout_s),
         targets=rt.targets(primary, opts.get("failover")),
         cache=rt.cache.config.generation if opts.get("cache") is None else bool(opts["cache"]),
         truncation=_truncation_option(rt, opts),
@@ -118,6 +119,7 @@ class TextJob(Job):
         self.kind = "stream" if streaming else "generate"
         self.preset = plan.preset or rt.session.state.preset
         self.request: Request | None = None  # the current target's request, before truncation
+        self.timeout_s = plan.timeout_s
 
     def run(self, rt: Runtime) -> Climb:
         """The whole call: single-flight (when cached) around the ladder."""
@@ -136,7 +138,7 @@ class TextJob(Job):
         hit: Result | None = cached_generation(rt.cache, self.request, rt.clock)
         return hit
 
-    def fit(self, rt: Runtime, adapter: Any, target: Target, shrink: float) -> tuple[Request, list[str], int]:
+    def fit(self, rt: Runtime, adapter: Any, target: Target, shrink: float, timeout_s: float) -> tuple[Request, list[str], int]:
         """Fit the prompt to the model's budget, counting exactly where the adapter can."""
         from .tokens import counter_for, fit_request
 
@@ -151,13 +153,14 @@ class TextJob(Job):
         except ContextTooLongError as exc:
             exc.provider, exc.from_budget = target.provider, True  # our own check: truncating again cannot help
             raise
-        return fitted, notes, estimate_request_tokens(fitted.messages)
+        return replace(fitted, timeout_s=timeout_s), notes, estimate_request_tokens(fitted.messages)
 
     def call(self, rt: Runtime, adapter: Any, target: Target, payload: Request, t0: float) -> Climb:
         ttft = None
         completion = None
         if self.streaming:
             parts: list[str] = []
+            mask = redact.StreamMask()  # a key a server echoes is never shown, even for a moment
             stream = adapter.stream(payload)
             try:
                 for chunk in stream:
@@ -165,13 +168,19 @@ class TextJob(Job):
                         if ttft is None:
                             ttft = rt.clock() - t0
                         parts.append(chunk.text)
-                        yield chunk.text
+                        shown = mask.feed(chunk.text)
+                        if shown:
+                            yield shown
                     if chunk.completion is not None:
                         completion = chunk.completion
+                tail = mask.flush()
+                if tail:
+                    yield tail
             except ElizaError as exc:
                 if parts and not isinstance(exc, StreamInterrupted):
+                    partial = redact.mask_answer("".join(parts))[0]
                     raise StreamInterrupted(f"stream cut after {len(parts)} chunks: {exc.args[0] if exc.args else exc}",
-                                            provider=target.provider, partial="".join(parts)) from None
+                                            provider=target.provider, partial=partial) from None
                 raise
             finally:
                 close = getattr(stream, "close", None)
@@ -193,7 +202,7 @@ class TextJob(Job):
         answer.settings = self.request.settings.as_dict()
         answer.notes = [*notes, *answer.notes]
         answer.selection = self.plan.selection
-        return answer
+        return hide_keys(rt, answer, every_secret=self.plan.cache)  # a key a server echoed: masked, never cached
 
     def store(self, rt: Runtime, target: Target, answer: Result) -> None:
         if self.plan.cache:

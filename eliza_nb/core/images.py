@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 from .ladder import Climb, Job, climb
+from .settings import check_timeout
 from .types import Attempt, ImageResult, ModelClass, Target
 
 if TYPE_CHECKING:
@@ -38,21 +39,21 @@ class ImageJob(Job):
         if not str(prompt).strip():
             raise ConfigError("image needs a prompt")
         self.prompt = str(prompt)
-        self.timeout_s = float(opts.pop("timeout_s", None) or rt.retry.timeout_s)
+        self.timeout_s = check_timeout(opts.pop("timeout_s", None), rt.retry.timeout_s)
         self.targets = rt.targets(rt.resolve(provider, ModelClass.IMAGE, model), opts.pop("failover", None))
         self.options = opts
 
     def run(self, rt: Runtime) -> Climb:
         return climb(rt, self, self.targets)
 
-    def fit(self, rt: Runtime, adapter: Any, target: Target, shrink: float) -> tuple[Any, list[str], int]:
+    def fit(self, rt: Runtime, adapter: Any, target: Target, shrink: float, timeout_s: float) -> tuple[float, list[str], int]:
         if getattr(adapter, "image", None) is None:
             entry = rt.catalog.get(target.provider)
             raise ConfigError(f"the {entry.protocol} adapter cannot make images", provider=entry.id)
-        return None, [], 0
+        return timeout_s, [], 0
 
-    def call(self, rt: Runtime, adapter: Any, target: Target, payload: Any, t0: float) -> Climb:
-        result: ImageResult = adapter.image(self.prompt, target.model, self.options, self.timeout_s)
+    def call(self, rt: Runtime, adapter: Any, target: Target, payload: float, t0: float) -> Climb:
+        result: ImageResult = adapter.image(self.prompt, target.model, self.options, payload)
         result.provider, result.model, result.prompt = target.provider, target.model, self.prompt
         result.latency_s = rt.clock() - t0
         return result

@@ -2,13 +2,18 @@
 
 ::
 
-    for each target (the primary, then the failover chain):
+    for each target (the primary, then the failover chain), while max_total_s lasts:
         begin             the job's input for this target (text: the merged request)
         lookup            a stored answer ends the call (the generation cache)
         for each try (at most RetryPolicy.max_attempts, all within max_total_s):
+            cooling down?    another call just saw it fail: next target at once (the last
+                             target gets one try, no retries)
             key -> spending cap -> fit (budget, truncation) -> rate limit -> call
+                             the call gets min(timeout_s, the time left) for the whole attempt;
+                             the rate limiter never waits past the time left
             ok               -> settle the rate limit, finish, store, one ledger row: done
-            retryable        -> one ledger row, back off (Retry-After or jitter), try again
+            retryable        -> one ledger row, cool the target down for other calls,
+                                back off (Retry-After or jitter) if that fits the time left, try again
             too long         -> one ledger row, shrink once, try again
             fails over       -> one ledger row, next target
             anything else    -> one ledger row, raise with every attempt listed
@@ -20,15 +25,18 @@ arrives: a non-streaming job simply yields nothing.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import ContextTooLongError, ElizaError, StreamInterrupted
+from .errors import ContextTooLongError, CoolingDown, ElizaError, StreamInterrupted
 from .types import Attempt, Target
 
 if TYPE_CHECKING:
     from .catalog import ProviderEntry
     from .runtime import Runtime
+
+_CALLS = itertools.count(1)
 
 #: what a job's ``call`` is: text chunks out (streams only), the answer as its return value
 Climb = Generator[str, None, Any]
@@ -39,6 +47,7 @@ class Job:
 
     kind = "generate"  # the ledger's kind
     preset: str | None = None
+    timeout_s: float | None = None  # per attempt; None: the [retry] table's
     can_shrink = False  # whether a provider's "too long" may be answered by truncating once
 
     def run(self, rt: Runtime) -> Climb:
@@ -52,8 +61,9 @@ class Job:
         """A stored answer for this target, or None (only the generation cache has one)."""
         return None
 
-    def fit(self, rt: Runtime, adapter: Any, target: Target, shrink: float) -> tuple[Any, list[str], int]:
-        """(payload for ``call``, notes, tokens to reserve with the rate limiter)."""
+    def fit(self, rt: Runtime, adapter: Any, target: Target, shrink: float, timeout_s: float) -> tuple[Any, list[str], int]:
+        """(payload for ``call``, notes, tokens to reserve with the rate limiter). ``timeout_s``
+        bounds the whole attempt: the payload carries it to the adapter."""
         raise NotImplementedError
 
     def call(self, rt: Runtime, adapter: Any, target: Target, payload: Any, t0: float) -> Climb:
@@ -84,8 +94,9 @@ def climb(rt: Runtime, job: Job, targets: Sequence[Target]) -> Climb:
     """Run ``job`` on the first target of ``targets`` that answers; see the module docstring."""
     attempts: list[Attempt] = []
     deadline = rt.clock() + rt.retry.max_total_s
+    caller = next(_CALLS)  # who marked a cool-down (an id() could be reused by a later call)
     error: ElizaError | None = None
-    for target in targets:
+    for n, target in enumerate(targets, 1):
         if error is not None and rt.clock() >= deadline:
             break  # the call's time is spent: no further failover targets
         job.begin(rt, target)
@@ -95,10 +106,20 @@ def climb(rt: Runtime, job: Job, targets: Sequence[Target]) -> Climb:
             if job.kind == "stream" and stored.text:
                 yield stored.text
             return stored
-        shrink = 1.0
-        tries = 0
+        shrink, tries, one_try = 1.0, 0, False
         while True:
             tries += 1
+            left = deadline - rt.clock()
+            if error is not None and left <= 0:
+                break  # the time is spent: the last error stands
+            cooling = rt.cooldowns.left(str(target), caller)
+            if cooling > 0 and n < len(targets):
+                error = CoolingDown(f"{target} failed moments ago; skipped while it cools down ({cooling:.1f} s more)",
+                                    provider=target.provider)
+                attempts.append(Attempt(str(target), "CoolingDown", f"skipped for {cooling:.1f} s more"))
+                break
+            if tries == 1:
+                one_try = cooling > 0  # the last target still gets a try, but no retries
             t0 = rt.clock()
             slot = None
             try:
@@ -106,8 +127,9 @@ def climb(rt: Runtime, job: Job, targets: Sequence[Target]) -> Climb:
                 rt.check_key(entry)
                 rt.spending.check(entry, target.model, rt.ledger)
                 adapter = rt.adapter(target.provider)
-                payload, notes, reserve = job.fit(rt, adapter, target, shrink)
-                slot = rt.ratelimits.acquire(entry.id, entry.rate_limit, reserve)
+                attempt_s = min(job.timeout_s or rt.retry.timeout_s, left)
+                payload, notes, reserve = job.fit(rt, adapter, target, shrink, attempt_s)
+                slot = rt.ratelimits.acquire(entry.id, entry.rate_limit, reserve, max_wait=deadline - rt.clock())
                 if slot is not None and slot.waited_s > 0:
                     notes = [*notes, f"waited {slot.waited_s:.1f} s for {entry.id}'s rate limit"]
                 answer = yield from job.call(rt, adapter, target, payload, t0)
@@ -122,7 +144,9 @@ def climb(rt: Runtime, job: Job, targets: Sequence[Target]) -> Climb:
             except ElizaError as exc:
                 error = exc
                 _log(rt, job, target, None, latency_s=rt.clock() - t0, error=exc)
-                wait = rt.retry.wait(exc, tries, deadline - rt.clock())
+                if exc.retryable:  # the other calls in flight skip it for a moment
+                    rt.cooldowns.mark(str(target), rt.retry.cooldown_s, caller)
+                wait = None if one_try else rt.retry.wait(exc, tries, deadline - rt.clock())
                 attempts.append(Attempt(str(target), type(exc).__name__, str(exc), round(wait or 0.0, 3)))
                 if wait is not None:
                     rt.sleep(wait)
@@ -140,6 +164,7 @@ def climb(rt: Runtime, job: Job, targets: Sequence[Target]) -> Climb:
             if slot is not None:
                 slot.settle(None if prompt_tokens is None and completion_tokens is None
                             else (prompt_tokens or 0) + (completion_tokens or 0))
+            rt.cooldowns.clear(str(target))
             attempts.append(Attempt(str(target), "ok"))
             answer = job.finish(rt, target, answer, attempts, notes)
             job.store(rt, target, answer)

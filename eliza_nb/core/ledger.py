@@ -120,23 +120,23 @@ class SpendingCap:
 
     @classmethod
     def from_config(cls, table: Any) -> SpendingCap:
+        """From the ``[budget]`` table: ``max_usd``, a finite number >= 0 (NaN, infinity, text and
+        true/false are a one-line ConfigError)."""
         from .errors import ConfigError
+        from .settings import check_number, config_table
 
-        table = dict(table or {})
+        table = config_table(table, "[budget]")
         unknown = sorted(set(table) - {"max_usd"})
         if unknown:
             raise ConfigError(f"unknown [budget] option(s) {', '.join(unknown)}; valid: max_usd")
         value = table.get("max_usd")
-        if value is not None and (not isinstance(value, (int, float)) or value < 0):
-            raise ConfigError(f"[budget] max_usd must be a number >= 0, got {value!r}")
-        return cls(None if value is None else float(value))
+        return cls(None if value is None else check_number(value, "[budget] max_usd", minimum=0))
 
     def set(self, max_usd: float | None) -> None:
-        from .errors import ConfigError
+        """Set the cap in USD (None removes it); the same check as ``[budget] max_usd``."""
+        from .settings import check_number
 
-        if max_usd is not None and (not isinstance(max_usd, (int, float)) or max_usd < 0):
-            raise ConfigError(f"the budget must be a number of USD >= 0 or None, got {max_usd!r}")
-        self.max_usd = None if max_usd is None else float(max_usd)
+        self.max_usd = None if max_usd is None else check_number(max_usd, "the budget in USD (None for no cap)", minimum=0)
 
     def check(self, entry: Any, model: str, ledger: Ledger) -> None:
         """Raise BudgetExceeded when the cap is reached and this call is not free."""

@@ -7,7 +7,11 @@ limit") instead of letting the provider answer 429.
 
 Thread-safe: a caller reserves its slot under the lock (at the time it will start), then
 sleeps outside it, so concurrent callers queue up in order instead of all waking at once.
-Every wait is bounded by the window: at most 60 s.
+A caller never waits longer than it has left: a slot further away than ``max_wait`` is not
+taken, and the call fails over (RateLimitWaitError) with the wait in its message.
+
+:class:`Cooldowns` holds the other shared provider state: a target that has just failed
+with a retryable error is skipped by the other calls for a few seconds.
 """
 
 from __future__ import annotations
@@ -18,24 +22,23 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, RateLimitWaitError
 
 WINDOW_S = 60.0
 
 
 def parse_limits(pid: str, table: Mapping[str, Any] | None) -> tuple[float | None, float | None]:
-    """(rpm, tpm) from a ``rate_limit`` table; a one-line error for anything else."""
-    table = dict(table or {})
+    """(rpm, tpm) from a ``rate_limit`` table; a one-line error for anything else (NaN and
+    infinity included: a limit is a finite number > 0; leave it out for no limit)."""
+    from .settings import check_number, config_table
+
+    table = config_table(table, f"[providers.{pid}.rate_limit]")
     unknown = sorted(set(table) - {"rpm", "tpm"})
     if unknown:
         raise ConfigError(f"[providers.{pid}.rate_limit]: unknown key(s) {', '.join(unknown)}; valid: rpm, tpm")
-    out = []
-    for name in ("rpm", "tpm"):
-        value = table.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
-            raise ConfigError(f"[providers.{pid}.rate_limit] {name} must be a number > 0, got {value!r}")
-        out.append(None if value is None else float(value))
-    return out[0], out[1]
+    rpm, tpm = (None if table.get(name) is None else check_number(table[name], f"[providers.{pid}.rate_limit] {name}", above=0)
+                for name in ("rpm", "tpm"))
+    return rpm, tpm
 
 
 class _Window:
@@ -95,8 +98,12 @@ class RateLimiter:
         self._windows: dict[str, _Window] = {}
         self._lock = threading.Lock()
 
-    def acquire(self, provider: str, limits: Mapping[str, Any] | None, tokens: int = 0) -> Reservation | None:
-        """Wait until ``provider`` has room for one request of ~``tokens``; None when unlimited."""
+    def acquire(self, provider: str, limits: Mapping[str, Any] | None, tokens: int = 0,
+                max_wait: float = math.inf) -> Reservation | None:
+        """Wait until ``provider`` has room for one request of ~``tokens``; None when unlimited.
+
+        A slot more than ``max_wait`` seconds away is not reserved: RateLimitWaitError says
+        which limit and how long the wait would be."""
         if not limits:
             return None
         rpm, tpm = parse_limits(provider, limits)
@@ -107,6 +114,10 @@ class RateLimiter:
             window = self._windows.setdefault(provider, _Window())
             window.prune(now)
             start = window.earliest_start(now, rpm, tpm, float(tokens))
+            if start - now > max_wait:
+                limits_set = " / ".join(f"{n} {v:g}" for n, v in (("rpm", rpm), ("tpm", tpm)) if v is not None)
+                raise RateLimitWaitError(f"{limits_set} reached; next slot in {start - now:.0f} s "
+                                         f"(this call has {max(0.0, max_wait):.0f} s left)", provider=provider)
             window.add(start, float(tokens))
         waited = max(0.0, start - now)
         if waited > 0:
@@ -134,6 +145,35 @@ class RateLimiter:
                 return 0, 0.0
             window.prune(self._clock())
             return len(window.times), sum(window.tokens)
+
+
+class Cooldowns:
+    """Targets that have just failed with a retryable error, and until when other calls skip them.
+
+    The call that failed keeps its own retries (its backoff already spaces them); every other
+    call, single-flight followers of a failed leader included, goes straight to its next
+    target instead of each trying the failing one again. A success ends the cool-down.
+    """
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._until: dict[str, tuple[float, int]] = {}  # target -> (until, id of the call that failed)
+        self._lock = threading.Lock()
+
+    def mark(self, target: str, seconds: float, owner: int) -> None:
+        if seconds > 0:
+            with self._lock:
+                self._until[target] = (self._clock() + seconds, owner)
+
+    def clear(self, target: str) -> None:
+        with self._lock:
+            self._until.pop(target, None)
+
+    def left(self, target: str, caller: int) -> float:
+        """Seconds ``target`` stays cooled down for ``caller`` (0: go ahead)."""
+        with self._lock:
+            until, owner = self._until.get(target, (0.0, caller))
+        return 0.0 if owner == caller else max(0.0, until - self._clock())
 
 
 def estimate_request_tokens(messages: Any) -> int:

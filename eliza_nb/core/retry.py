@@ -8,7 +8,6 @@ when it does not, the ladder fails over instead of waiting.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from tenacity import RetryCallState, Retrying, wait_exponential, wait_random_exponential
 
 from .errors import ConfigError
+from .settings import check_number
 
 
 @dataclass(frozen=True)
@@ -27,19 +27,16 @@ class RetryPolicy:
     max_delay_s: float = 8.0
     max_total_s: float = 60.0  # across retries AND failover, per call
     jitter: float = 0.5  # up to this fraction of each delay is drawn at random
-    timeout_s: float = 120.0  # per request
+    timeout_s: float = 120.0  # per attempt: connect, send and the whole answer or stream
+    cooldown_s: float = 5.0  # how long other calls skip a target that just failed with a retryable error
     _backoff: Any = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            value = getattr(self, f.name) if f.init else None
-            if f.init and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
-                           or value < 0):
-                raise ConfigError(f"[retry] {f.name} must be a finite number >= 0, got {value!r}")
-        if self.max_attempts < 1 or self.max_attempts != int(self.max_attempts):
-            raise ConfigError(f"[retry] max_attempts must be a whole number >= 1, got {self.max_attempts!r}")
-        if self.timeout_s <= 0:
-            raise ConfigError(f"[retry] timeout_s must be above 0, got {self.timeout_s!r}")
+            if f.init:
+                check_number(getattr(self, f.name), f"[retry] {f.name}", minimum=0)
+        check_number(self.max_attempts, "[retry] max_attempts", minimum=1, whole=True)
+        check_number(self.timeout_s, "[retry] timeout_s", above=0)
         if self.jitter > 1:
             raise ConfigError(f"[retry] jitter is a fraction from 0 to 1, got {self.jitter!r}")
         # "Equal jitter": a fixed part that doubles plus a random part that doubles, so try n

@@ -22,10 +22,10 @@ from .generation import GenerationStream, TextJob, plan_call
 from .home import home_dir, load_user_config
 from .ladder import Climb, drain
 from .ledger import Ledger, SpendingCap
-from .ratelimit import RateLimiter
+from .ratelimit import Cooldowns, RateLimiter, parse_limits
 from .retry import RetryPolicy
 from .session import Session, SessionState
-from .settings import ModelSettings, Presets, merge_settings
+from .settings import ModelSettings, Presets, check_defaults, merge_settings
 from .types import ImageResult, Message, ModelClass, Result, Target
 
 if TYPE_CHECKING:
@@ -61,7 +61,10 @@ class Runtime:
         self.spending = SpendingCap.from_config(self.config.get("budget"))
         self._transport = transport
         self.sleep, self.clock = sleep, clock  # injectable: tests run long waits on a fake clock
+        for entry in self.catalog:  # a bad rate_limit table is refused here, not at that provider's first call
+            parse_limits(entry.id, entry.rate_limit)
         self.ratelimits = RateLimiter(clock, sleep)
+        self.cooldowns = Cooldowns(clock)
         self._adapters: dict[str, Any] = {}
         self._http: Any = None
         self._lock = threading.Lock()
@@ -70,13 +73,13 @@ class Runtime:
 
     # -- set-up --------------------------------------------------------------------
     def _initial_state(self) -> SessionState:
-        d = dict(self.config.get("defaults") or {})
+        d = check_defaults(self.config.get("defaults"))
         provider = str(d.pop("provider", "llama_local"))
         model_class = parse_model_class(d.pop("model_class", "small")).value
         model, preset = d.pop("model", None), d.pop("preset", None) or None
         self.catalog.get(provider)
         self.presets.get(preset)
-        known = {"embedding_provider", "embedding_model"}
+        known = {"embedding_provider", "embedding_model", "truncation"}  # read by their own calls
         try:
             settings = ModelSettings.from_mapping({k: v for k, v in d.items() if k not in known})
         except (TypeError, ValueError) as exc:

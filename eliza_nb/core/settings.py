@@ -3,7 +3,7 @@
 :class:`ModelSettings` is the declaration. Each field carries a :class:`Setting` spec, and
 every surface derives its part from :data:`SETTINGS`: the ``%%eliza generate`` flags,
 ``%eliza config set`` keys, the ``Eliza.default_*`` traitlets, the parameter panel's
-controls, the replay archive's normalisation and the adapters' wire names. Adding a
+controls, the replay archive's fields and the adapters' wire names. Adding a
 setting means adding one field here (and, where an adapter treats it specially, that
 adapter's special case).
 
@@ -89,7 +89,7 @@ class Setting:
         return f"{self.help}; {self.describe()}" + (f", in {self.unit}" if self.unit else "")
 
     def check(self, value: Any) -> Any:
-        """``value`` checked and normalised (stop: a tuple; numbers: plain int/float); ConfigError if invalid."""
+        """``value`` checked and made canonical (stop: a tuple; numbers: plain int/float); ConfigError if invalid."""
         if self.kind is str:
             items = (value,) if isinstance(value, str) else value
             try:
@@ -107,12 +107,12 @@ class Setting:
             value = int(value)
         elif not isinstance(value, (int, float)):  # numpy and friends: a plain float (int stays int, as given)
             value = float(value)
-        valid = (math.isfinite(value)
+        valid = (_finite(value) and (self.kind is not int or abs(value) < 2**63)  # APIs take 64-bit integers
                  and (self.min is None or value >= self.min)
                  and (self.max is None or value <= self.max)
                  and (self.above is None or value > self.above))
         if not valid:
-            raise ConfigError(f"{self.name}: expected {self.describe()}, got {value!r}")
+            raise ConfigError(f"{self.name}: expected {self.describe()}, got {value!r:.60}")
         return value
 
     def parse(self, text: str) -> Any:
@@ -141,6 +141,67 @@ class Setting:
         if self.kind is str:
             return not value
         return self.neutral is not None and value == self.neutral
+
+
+def _finite(value: Any) -> bool:
+    """math.isfinite for any real, an int too large for a float included (not finite here)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def check_number(value: Any, what: str, *, above: float | None = None, minimum: float | None = None,
+                 whole: bool = False) -> float:
+    """``value`` as a float (an int when ``whole``) if it is a finite number within the bound;
+    else a one-line ConfigError such as "[budget] max_usd must be a number >= 0, got nan".
+
+    The one check for numbers that are not model settings (config tables, call options):
+    bools, text, NaN, infinity and numbers out of range are refused where they enter.
+    """
+    bound = f" > {above:g}" if above is not None else f" >= {minimum:g}" if minimum is not None else ""
+    ok = (not isinstance(value, bool) and isinstance(value, numbers.Real)
+          and (not whole or isinstance(value, numbers.Integral)) and _finite(value))
+    if ok:
+        number = float(value)  # finite, so it fits
+        ok = (above is None or number > above) and (minimum is None or number >= minimum)
+    if not ok:
+        raise ConfigError(f"{what} must be {'a whole number' if whole else 'a number'}{bound}, got {value!r:.60}")
+    return int(value) if whole else float(value)
+
+
+def check_timeout(value: Any, default: float) -> float:
+    """The ``timeout_s`` call option: ``default`` (the [retry] table's) when not given, else
+    seconds above 0 (NaN, infinity, 0, negatives, text and bools are a one-line ConfigError)."""
+    if value is None:
+        return float(default)
+    return check_number(value, "timeout_s (seconds per attempt)", above=0)
+
+
+def config_table(value: Any, name: str) -> dict[str, Any]:
+    """A config.toml table as a dict ({} when absent); a one-line ConfigError when it is not a table."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{name} in config.toml must be a table ({name} on a line of its own, then key = value "
+                          f"lines), not {type(value).__name__}")
+    return dict(value)
+
+
+#: the [defaults] keys that name something (a provider, a class, a model, a preset): text only
+DEFAULT_NAMES = ("provider", "model_class", "model", "preset", "embedding_provider", "embedding_model")
+
+
+def check_defaults(table: Any) -> dict[str, Any]:
+    """The ``[defaults]`` table as a dict, its names checked to be text: ``model = 5`` is a
+    one-line ConfigError here, not an AttributeError on the first call. (The settings in it
+    are checked by ModelSettings, the names by the catalog and presets.)"""
+    d = config_table(table, "[defaults]")
+    for key in DEFAULT_NAMES:
+        value = d.get(key)
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"[defaults] {key} in config.toml must be text (a name in quotes), got {value!r:.60}")
+    return d
 
 
 def setting(kind: type, *, help: str, range: tuple[float | None, float | None] = (None, None), **spec: Any) -> Any:

@@ -241,6 +241,16 @@ def shrink_from_error(message: str, default: float = 0.75) -> float:
     return default
 
 
+def _no_room(max_input_tokens: int | None, window: int | None, budget: Budget, system_tokens: int) -> str:
+    """Why a budget holds no question, in the words of the setting that made it small."""
+    held = f"the system prompt ({system_tokens:,} tokens) and the question" if system_tokens else "the question"
+    kept = (f"{budget.max_output:,} tokens for the answer and " if budget.max_output else "") + f"{budget.margin} as a safety margin"
+    shorten = " or shorten the system prompt" if system_tokens else ""
+    if max_input_tokens and (window is None or max_input_tokens <= window):
+        return f"max_input_tokens={max_input_tokens:,} cannot hold {held} (it keeps {kept}); raise max_input_tokens{shorten}"
+    return f"the model's {budget.window:,}-token context cannot hold {held} (it keeps {kept}); lower max_tokens{shorten}"
+
+
 def fit_request(request: Request, count: Counter, window: int | None, strategy: str | None,
                 shrink: float = 1.0) -> tuple[Request, list[str]]:
     """Return (request, notes): the request fitted to its model's budget.
@@ -273,6 +283,9 @@ def fit_request(request: Request, count: Counter, window: int | None, strategy: 
         return (replace(request, settings=replace(s, max_output_tokens=budget.max_output)) if notes else request), notes
     if count_messages(request.messages, count) <= limit:
         return (replace(request, settings=replace(s, max_output_tokens=budget.max_output)) if notes else request), notes
+    system_tokens = count_messages([m for m in request.messages if m.role == "system"], count)
+    if not guessed and shrink == 1.0 and limit - system_tokens <= PER_MESSAGE_OVERHEAD:
+        raise ContextTooLongError(_no_room(s.max_input_tokens, window, budget, system_tokens))
     if not strategy:
         raise ContextTooLongError(
             f"the prompt ({count_messages(request.messages, count):,} tokens) exceeds the {limit:,}-token budget "

@@ -1,16 +1,19 @@
 """The value types every layer shares: names, requests and results (settings: core/settings.py).
 
-Pure data: no I/O, no imports beyond the standard library.
+Pure data: no I/O, no imports beyond the standard library (and the error types).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import html
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError
 
 if TYPE_CHECKING:
     from .settings import ModelSettings
@@ -68,16 +71,46 @@ class Message:
         return {"role": self.role, "content": self.content}
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def check_text(text: str, what: str) -> str:
+    """``text`` unchanged, or a one-line ConfigError when it is not a str or holds a surrogate
+    code point (what ``errors="surrogateescape"`` or a broken ``\\ud800`` escape leaves in a
+    str): that cannot be encoded as UTF-8, so no provider could be sent it."""
+    if not isinstance(text, str):
+        raise ConfigError(f"{what} must be text, not {type(text).__name__}")
+    found = None if text.isascii() else _SURROGATE.search(text)
+    if found is not None:
+        raise ConfigError(f"{what} holds a lone surrogate (U+{ord(found.group()):04X}) at position {found.start()}; "
+                          "it is not valid text: decode the source with errors='replace', or drop it with "
+                          "text.encode('utf-8', 'replace').decode()")
+    return text
+
+
 def as_messages(prompt: str | Iterable[Message | Mapping[str, str]], system: str | None = None) -> tuple[Message, ...]:
-    """Normalise a prompt string or a list of messages into a tuple of Messages."""
+    """Normalise a prompt string or a list of messages into a tuple of Messages; text that
+    cannot be sent (a lone surrogate) is a one-line ConfigError here, before any provider work."""
     if isinstance(prompt, str):
-        msgs = [Message("user", prompt)]
+        msgs = [Message("user", check_text(prompt, "the prompt"))]
+    elif isinstance(prompt, Iterable) and not isinstance(prompt, (bytes, bytearray)):
+        msgs = [_message(m, i) for i, m in enumerate(prompt)]
     else:
-        msgs = [m if isinstance(m, Message) else Message(str(m["role"]), str(m["content"])) for m in prompt]
+        raise ConfigError(f"the prompt must be text or a list of messages, not {type(prompt).__name__}")
     if system is not None:
         msgs = [m for m in msgs if m.role != "system"]
-        msgs.insert(0, Message("system", system))
+        msgs.insert(0, Message("system", check_text(system, "the system prompt")))
     return tuple(msgs)
+
+
+def _message(m: Message | Mapping[str, str], i: int) -> Message:
+    if not isinstance(m, Message):
+        if not isinstance(m, Mapping) or "role" not in m or "content" not in m:
+            raise ConfigError(f"message {i} should be a Message or a {{'role': ..., 'content': ...}} dict, "
+                              f"not {type(m).__name__}")
+        m = Message(str(m["role"]), str(m["content"]))
+    check_text(m.content, f"message {i} ({m.role})")
+    return m
 
 
 @dataclass(frozen=True)

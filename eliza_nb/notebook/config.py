@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from traitlets import Bool, CFloat, CInt, Enum, Float, Int, List, TraitError, TraitType, Unicode, validate
+from traitlets import Bool, Enum, Float, Int, List, TraitError, TraitType, Unicode, validate
 from traitlets.config import SingletonConfigurable
 
-from ..core.errors import ElizaError
-from ..core.settings import SETTINGS, Setting
+from ..core.errors import ConfigError, ElizaError
+from ..core.settings import SETTINGS, Setting, check_number
 
 #: trait name -> setting name: ``default_`` + the name users type (default_max_tokens)
 SETTING_TRAITS: dict[str, str] = {f"default_{spec.user_name}": name for name, spec in SETTINGS.items()}
@@ -32,14 +32,49 @@ SESSION_TRAITS: dict[str, str] = {
 }
 
 
+class _StrictFloat(Float):
+    """A Float that refuses True/False (traitlets' Float would take True as 1.0)."""
+
+    def validate(self, obj: Any, value: Any) -> Any:
+        if isinstance(value, bool):
+            self.error(obj, value)
+        return super().validate(obj, value)
+
+
+class SettingValue(TraitType[Any, Any]):
+    """A numeric setting's trait, checked by its declaration (Setting.check): a bool, text,
+    NaN or a value out of range is a one-line TraitError, never cast (True is not 1)."""
+
+    def __init__(self, spec: Setting, **kwargs: Any) -> None:
+        self.spec = spec
+        self.info_text = spec.describe()
+        super().__init__(None, allow_none=True, **kwargs)
+
+    def validate(self, obj: Any, value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return self.spec.check(value)
+        except ConfigError as exc:
+            raise TraitError(str(exc)) from None
+
+    def from_string(self, s: str) -> Any:
+        """``--Eliza.default_temperature=0.2`` on a command line: parsed like ``%eliza config set``."""
+        if s == "None":
+            return None
+        try:
+            return self.spec.parse(s)
+        except ConfigError as exc:
+            raise TraitError(str(exc)) from None
+
+
 def _setting_trait(spec: Setting) -> TraitType[Any, Any]:
     """The traitlet for one setting: None is "not configured here"."""
     text = spec.summary()
     text = f"{text[0].upper()}{text[1:]}."
     if spec.kind is str:
         return List(Unicode(), default_value=None, allow_none=True, help=text).tag(config=True)
-    trait = CFloat if spec.kind is float else CInt
-    return trait(None, allow_none=True, help=text).tag(config=True)
+    return SettingValue(spec, help=text).tag(config=True)
 
 
 def _runtime() -> Any:
@@ -64,7 +99,7 @@ class Eliza(SingletonConfigurable):
     default_format = Enum(("markdown", "text", "json", "code"), "markdown",
                           help="How %%eliza generate renders when -f is not given.").tag(config=True)
     show_footer = Bool(True, help="Show the one-line footer (provider, model, tokens, latency, cache) under answers.").tag(config=True)
-    stream_interval = Float(0.05, min=0.0, help="Seconds between streamed display updates (throttle).").tag(config=True)
+    stream_interval = _StrictFloat(0.05, min=0.0, help="Seconds between streamed display updates (throttle).").tag(config=True)
     max_cell_chars = Int(1_000_000, min=0, help="Largest %%eliza cell body (and magic line) accepted, in characters; "
                          "0 for no limit. Above it the cell is refused with a one-line message.").tag(config=True)
 
@@ -87,6 +122,18 @@ class Eliza(SingletonConfigurable):
         value = proposal["value"]
         if value is not None:
             _check(lambda: SETTINGS[SETTING_TRAITS[proposal["trait"].name]].check(value))
+        return value
+
+    @validate("stream_interval")
+    def _valid_interval(self, proposal: Any) -> Any:
+        value = proposal["value"]
+        _check(lambda: check_number(value, "Eliza.stream_interval (seconds)", minimum=0))
+        return value
+
+    @validate("max_cell_chars")
+    def _valid_cell_chars(self, proposal: Any) -> Any:
+        value = proposal["value"]
+        _check(lambda: check_number(value, "Eliza.max_cell_chars (0 for no limit)", minimum=0, whole=True))
         return value
 
     def _load_config(self, cfg: Any, section_names: Any = None, traits: Any = None) -> None:

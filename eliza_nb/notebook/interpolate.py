@@ -4,6 +4,10 @@ Uses :class:`string.Formatter` field parsing, so ``{name}``, ``{obj.attr}``,
 ``{items[0]}``, ``{x!r}`` and ``{x:.2f}`` work and ``{{`` / ``}}`` are literal braces.
 Nothing is evaluated: ``{__import__('os')}`` is looked up as a *name* (and not found),
 and dunder attributes are refused, so a prompt can never run code.
+
+What a template builds is bounded twice: each width or precision by MAX_SPEC_NUMBER, and
+the whole expansion by ``Eliza.max_cell_chars`` (counted while it is built, so 2,000
+``{x:>9999}`` fields stop after the first hundred instead of building 20 million characters).
 """
 
 from __future__ import annotations
@@ -33,15 +37,32 @@ class InterpolationError(ValueError):
 
 
 class _NamespaceFormatter(string.Formatter):
-    def __init__(self, namespace: Mapping[str, Any]) -> None:
-        self.namespace = namespace
+    def __init__(self, namespace: Mapping[str, Any], template: str, max_chars: int) -> None:
+        self.namespace, self.template = namespace, template
+        self.max_chars = max_chars  # 0: no limit
+        self.built = 0  # characters built so far: the template's literal text and every field's text
+
+    def _add(self, text: str) -> str:
+        self.built += len(text)
+        if self.max_chars and self.built > self.max_chars:
+            raise InterpolationError(f"the interpolated prompt passes {self.max_chars:,} characters "
+                                     "(Eliza.max_cell_chars); %config Eliza.max_cell_chars = N to raise it, "
+                                     "0 for no limit, or use --no-interpolate")
+        return text
+
+    def parse(self, format_string: str) -> Any:
+        # Literal text counts once, in the template itself; a nested format spec ("{x:>{n}}"
+        # parses ">") is a strict substring of it, so never the same object.
+        top = format_string is self.template
+        for literal, *field in super().parse(format_string):
+            yield (self._add(literal) if top else literal, *field)
 
     def format_field(self, value: Any, format_spec: str) -> Any:
         for number in _NUMBERS.findall(format_spec):
             if len(number) > 6 or int(number) > MAX_SPEC_NUMBER:
                 raise InterpolationError(f"format spec {format_spec[:40]!r}: widths and precisions above "
                                          f"{MAX_SPEC_NUMBER:,} are not interpolated")
-        return super().format_field(value, format_spec)
+        return self._add(super().format_field(value, format_spec))
 
     def get_field(self, field_name: str, args: Any, kwargs: Any) -> Any:
         first, rest = _split_field(field_name)
@@ -79,9 +100,14 @@ def _split_field(field_name: str) -> tuple[str, list[tuple[bool, Any]]]:
         raise InterpolationError(f"{{{field_name}}}: {exc}") from None
 
 
-def interpolate(template: str, namespace: Mapping[str, Any]) -> str:
-    """Fill ``{...}`` fields from ``namespace``; raise InterpolationError (one line) on any problem."""
-    formatter = _NamespaceFormatter(namespace)
+def interpolate(template: str, namespace: Mapping[str, Any], max_chars: int | None = None) -> str:
+    """Fill ``{...}`` fields from ``namespace``; raise InterpolationError (one line) on any problem,
+    including an expansion longer than ``max_chars`` (default ``Eliza.max_cell_chars``; 0 = no limit)."""
+    if max_chars is None:
+        from .config import eliza_config
+
+        max_chars = eliza_config().max_cell_chars
+    formatter = _NamespaceFormatter(namespace, template, max_chars)
     try:
         return formatter.vformat(template, (), {})
     except InterpolationError:

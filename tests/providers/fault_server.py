@@ -81,6 +81,76 @@ def slow(seconds: float, then: Behaviour) -> Behaviour:
     return run
 
 
+def _chunk(h: _Handler, data: bytes) -> None:
+    h.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+    h.wfile.flush()
+
+
+def _start_chunked(h: _Handler, content_type: str, headers: dict[str, str] | None = None) -> None:
+    h.send_response(200)
+    h.send_header("Content-Type", content_type)
+    h.send_header("Transfer-Encoding", "chunked")
+    for k, v in (headers or {}).items():
+        h.send_header(k, v)
+    h.end_headers()
+
+
+def drip(data: bytes, every: float, content_type: str = "application/json") -> Behaviour:
+    """A 200 answer whose chunked body arrives one byte every ``every`` seconds."""
+
+    def run(h: _Handler) -> None:
+        _start_chunked(h, content_type)
+        for i in range(len(data)):
+            if h.server.stopping.wait(every):  # type: ignore[attr-defined]
+                return
+            _chunk(h, data[i:i + 1])
+        h.wfile.write(b"0\r\n\r\n")
+
+    return run
+
+
+def sse_then(events: list[str], *, every: float = 0.0, pings: float | None = None, silent: float = 0.0) -> Behaviour:
+    """An event stream of ``events`` (data payloads, one every ``every`` s) that never ends:
+    then ``: ping`` comments every ``pings`` s, or silence for ``silent`` s."""
+
+    def run(h: _Handler) -> None:
+        _start_chunked(h, "text/event-stream")
+        stopping = h.server.stopping  # type: ignore[attr-defined]
+        for e in events:
+            if stopping.wait(every):
+                return
+            _chunk(h, f"data: {e}\n\n".encode())
+        if pings is None:
+            stopping.wait(silent)
+            return
+        while not stopping.wait(pings):  # until the client hangs up (OSError) or the server stops
+            _chunk(h, b": ping\n\n")
+
+    return run
+
+
+def compressed(data: bytes, *, status: int = 200, content_type: str = "application/json",
+               encoding: str = "gzip") -> Behaviour:
+    """``data`` already compressed, sent with ``Content-Encoding: encoding`` and its length."""
+
+    def run(h: _Handler) -> None:
+        h.send_response(status)
+        h.send_header("Content-Type", content_type)
+        h.send_header("Content-Encoding", encoding)
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        for i in range(0, len(data), 16 << 10):
+            h.wfile.write(data[i:i + (16 << 10)])
+
+    return run
+
+
+def redirect(status: int, location: str) -> Behaviour:
+    """A redirect with a small HTML body, as web servers send them."""
+    return raw(f"<html><body>Moved to <a href='{location}'>here</a></body></html>", status,
+               {"Location": location}, "text/html")
+
+
 def drop() -> Behaviour:
     """Close the connection (with a reset) without answering."""
     return lambda h: h.abort()

@@ -88,6 +88,7 @@ def test_image_errors_retry_and_fail_over(image_rt, fault_server, fake_time):
     assert img.provider == "heur"
     assert [a.outcome for a in img.attempts] == ["TransientError", "TransientError", "ok"]
     assert len(fake_time.sleeps) == 1
+    fake_time.now += 2 * image_rt.retry.cooldown_s  # past pix's cool-down: it gets its retries again
     with pytest.raises(TransientError) as info:
         image_rt.image("x", provider="pix")
     assert str(info.value).startswith("[pix]") and "\n" not in str(info.value)

@@ -20,6 +20,14 @@ one warning; a store of a newer eliza_nb turns the tier off rather than being mo
 from under it. A store SQLite reports as corrupt (or that fails ``quick_check`` once a
 record in it failed its checksum) is moved aside to ``store.corrupt-<time>`` and rebuilt,
 with one warning; a home that cannot be written turns the tier off.
+
+Sizes: SQLite reads the file page by page as a query needs it (at most ``cache_size`` pages
+plus the ``mmap_size`` window in memory), so the file's own size never has to be read in,
+and the size limit is kept by eviction after each write. What could balloon is one row's
+value handed to Python, so a row is read only after ``length(value)``, which SQLite answers
+from the record header without loading the value, says it is a blob of at most
+MAX_VALUE_BYTES; a larger or non-blob row is deleted unread. Values over the cap are never
+written either.
 """
 
 from __future__ import annotations
@@ -39,6 +47,8 @@ DBNAME = "cache.db"
 APPLICATION_ID = int.from_bytes(b"ENBc", "big")  # PRAGMA application_id: marks the file as ours
 SCHEMA_VERSION = 1  # PRAGMA user_version
 CHUNK = 500  # keys per IN (...) query, well under SQLite's variable limit
+#: the largest record read or written: a 65,536-dimension vector is 256 KiB, a long answer a few MB
+MAX_VALUE_BYTES = 16 * 2**20
 TABLE = ("CREATE TABLE entries (key BLOB PRIMARY KEY NOT NULL, tag TEXT NOT NULL, value BLOB NOT NULL,"
          " stored_at REAL NOT NULL, accessed_at REAL NOT NULL, hits INTEGER NOT NULL DEFAULT 0)")
 #: the column each eviction policy deletes the lowest of first
@@ -265,11 +275,13 @@ class DiskTier:
             found: dict[bytes, bytes] = {}
             refused: list[bytes] = []
             now = time.time()
+            # A column's declared type binds nothing in SQLite: a crafted row may hold text, a
+            # number or a gigabyte; such a value comes back as NULL, never read into Python.
+            readable = f"CASE WHEN typeof(value) = 'blob' AND length(value) <= {MAX_VALUE_BYTES} THEN value END"
             for i in range(0, len(keys), CHUNK):
                 part = keys[i:i + CHUNK]
-                sql = f"SELECT key, value FROM entries WHERE key IN ({','.join('?' * len(part))})"
+                sql = f"SELECT key, {readable} FROM entries WHERE key IN ({','.join('?' * len(part))})"
                 for key, value in con.execute(sql, part):
-                    # a column's declared type binds nothing in SQLite: a crafted row may hold text or a number
                     if type(value) is bytes:
                         found[key] = value
                     else:
@@ -300,8 +312,9 @@ class DiskTier:
             con.execute(f"PRAGMA busy_timeout = {int(self.timeout_s * 1000)}")
 
     def put_many(self, records: Iterable[tuple[bytes, bytes]], tag: str) -> int:
-        """Write records (key, value) in ONE transaction, then evict if over the size limit."""
-        rows = list(records)
+        """Write records (key, value) in ONE transaction, then evict if over the size limit
+        (a value over MAX_VALUE_BYTES is not written: it would be refused when read)."""
+        rows = [(key, value) for key, value in records if len(value) <= MAX_VALUE_BYTES]
         if not rows:
             return 0
 

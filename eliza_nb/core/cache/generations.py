@@ -5,7 +5,8 @@ setting, seed included): :func:`generation_key` is public and deterministic, so 
 record/replay archive can be keyed the same way. Answers are stored as JSON records in
 the same two-tier cache as embeddings (never pickled). Only finished answers are stored:
 the pipeline reaches :func:`store_generation` only after a call succeeded, and an
-interrupted or cut stream never does.
+interrupted or cut stream never does. An answer that held a key (a server echoing the
+request's credentials) is returned with the key masked by :func:`hide_keys` and never stored.
 """
 
 from __future__ import annotations
@@ -15,9 +16,17 @@ import json
 import threading
 import time
 from collections.abc import Callable, Generator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .. import redact
 from .tiers import KEY_VERSION, Cache, canonical_json, decode_record, encode_record
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
+    from ..types import Result
+
+#: the note on an answer whose text held a key; :func:`store_generation` never keeps one
+KEY_NOTE = f"the answer held the value of a key variable: it is shown as {redact.ANSWER_MASK} and was not cached"
 
 
 def generation_key(request: Any) -> str:
@@ -62,9 +71,26 @@ def cached_generation(cache: Cache, request: Any, clock: Callable[[], float] = t
     )
 
 
+def hide_keys(rt: Runtime, result: Result, *, every_secret: bool = False) -> Result:
+    """``result`` with every key sent masked in its text, and :data:`KEY_NOTE` added when
+    one was. A server can only echo a key it was sent; ``every_secret`` (an answer about to
+    be cached) masks every key the session can see too (core/catalog.py ``secret_values``),
+    which reads every key variable: too slow for every call, right before a store."""
+    from ..catalog import secret_values
+
+    if isinstance(result.text, str):
+        keys = secret_values(rt.catalog, rt.env) if every_secret else ()
+        result.text, masked = redact.mask_answer(result.text, keys)
+        if masked:
+            result.notes.append(KEY_NOTE)
+    return result
+
+
 def store_generation(cache: Cache, request: Any, result: Any) -> None:
-    """Keep a finished answer; never one marked interrupted."""
+    """Keep a finished answer; never one marked interrupted, nor one that held a key."""
     if result.interrupted or result.finish_reason == "interrupted" or not isinstance(result.text, str):
+        return
+    if KEY_NOTE in result.notes or redact.mask_answer(result.text)[1]:  # masked, or holding a key sent unmasked
         return
     key = generation_key(request)
     t = request.target

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+from ..settings import check_number, config_table
 from .memory import MemoryTier
 
 if TYPE_CHECKING:
@@ -44,26 +45,24 @@ _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_size(value: int | float | str) -> int:
-    """``1073741824``, ``"1GB"``, ``"500 MiB"`` -> bytes."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-        return int(value)
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(value))
+    """``1073741824``, ``"1GB"``, ``"500 MiB"`` -> bytes (NaN, infinity and negatives are refused)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return int(check_number(value, "a size in bytes", minimum=0))
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", value if isinstance(value, str) else "")
     if not m or m.group(2).lower() not in _UNITS:
-        raise ConfigError(f"cannot read {value!r} as a size; use bytes or e.g. '500MB', '2GB'")
-    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+        raise ConfigError(f"cannot read {value!r:.60} as a size; use bytes or e.g. '500MB', '2GB'")
+    return int(check_number(float(m.group(1)) * _UNITS[m.group(2).lower()], "a size in bytes", minimum=0))
 
 
 def parse_duration(value: int | float | str) -> float:
     """Seconds from a number or a string like ``"7d"``, ``"12h"``, ``"1d12h"``, ``"90s"``, ``"2w"``."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if value < 0:
-            raise ConfigError(f"a duration cannot be negative: {value}")
-        return float(value)
-    text = str(value).strip().lower().replace(" ", "")
+        return check_number(value, "a duration in seconds", minimum=0)
+    text = value.strip().lower().replace(" ", "") if isinstance(value, str) else ""
     parts = re.findall(r"(\d+(?:\.\d+)?)([smhdw]?)", text)
     if not text or "".join(n + u for n, u in parts) != text:
-        raise ConfigError(f"cannot read {value!r} as a duration; use seconds or e.g. '7d', '12h', '30m'")
-    return sum(float(n) * _SECONDS[u or "s"] for n, u in parts)
+        raise ConfigError(f"cannot read {value!r:.60} as a duration; use seconds or e.g. '7d', '12h', '30m'")
+    return check_number(sum(float(n) * _SECONDS[u or "s"] for n, u in parts), "a duration in seconds", minimum=0)
 
 
 @dataclass(frozen=True)
@@ -83,7 +82,7 @@ class CacheConfig:
     @classmethod
     def from_mapping(cls, table: Mapping[str, Any] | None) -> CacheConfig:
         """Build from the ``[cache]`` table; one-line ConfigError naming the bad key."""
-        table = dict(table or {})
+        table = config_table(table, "[cache]")
         names = [f.name for f in fields(cls)]
         unknown = sorted(set(table) - set(names))
         if unknown:
@@ -102,13 +101,11 @@ class CacheConfig:
                         raise ConfigError(f"{key} must be true or false, not {value!r}")
                     out[key] = value
                 elif key == "memory_max_entries":
-                    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                        raise ConfigError(f"memory_max_entries must be a whole number >= 0, not {value!r}")
-                    out[key] = value
+                    out[key] = check_number(value, "it", minimum=0, whole=True)
                 else:  # the durations: memory_ttl_s, timeout_s
                     out[key] = parse_duration(value)
         except (ConfigError, TypeError, ValueError) as exc:
-            raise ConfigError(f"[cache] in config.toml: {exc}") from None
+            raise ConfigError(f"[cache] {key} in config.toml: {exc}") from None
         return cls(**out)
 
 

@@ -31,7 +31,7 @@ import numpy as np
 from ..cache.tiers import Cache, EmbeddingSpace, canonical_json, decode_record, encode_record
 from ..errors import ConfigError, EmbeddingDimensionError, InvalidEmbeddingError, TransientError
 from ..ladder import Climb, Job
-from ..types import Target
+from ..types import Target, check_text
 from .vectors import finite_rows, normalize_rows, validate_matrix
 
 #: texts per provider request, by wire protocol; a catalog entry's ``embedding_batch_size`` wins
@@ -60,11 +60,11 @@ class EmbedBatch(Job):
     def __init__(self, texts: Sequence[str]) -> None:
         self.texts = list(texts)
 
-    def fit(self, rt: Any, adapter: Any, target: Target, shrink: float) -> tuple[list[str], list[str], int]:
-        return self.texts, [], sum(len(t) for t in self.texts) // 4
+    def fit(self, rt: Any, adapter: Any, target: Target, shrink: float, timeout_s: float) -> tuple[float, list[str], int]:
+        return timeout_s, [], sum(len(t) for t in self.texts) // 4
 
-    def call(self, rt: Any, adapter: Any, target: Target, payload: list[str], t0: float) -> Climb:
-        return adapter.embed(payload, target.model, rt.retry.timeout_s)
+    def call(self, rt: Any, adapter: Any, target: Target, payload: float, t0: float) -> Climb:
+        return adapter.embed(self.texts, target.model, payload)
         yield  # a generator that yields nothing: embeddings do not stream
 
     def cost(self, entry: Any, target: Target, answer: Any) -> float:
@@ -99,7 +99,7 @@ class EmbeddingService:
         space = self.space(target, normalize)
         series = _series_type()
         is_series = series is not None and isinstance(texts, series)
-        items = [texts] if single else _as_texts(texts)
+        items = _as_texts(texts)
         if not items:
             return np.zeros((0, space.dims if space else 0), dtype=np.float32)
         matrix = self._embed_items(items, target, space, normalize, regenerate)
@@ -373,15 +373,18 @@ def _series_type() -> type | None:
 
 
 def _as_texts(texts: Any) -> list[str]:
-    """A list of str from a list / tuple / Series / array of texts; None and NaN are errors."""
+    """A list of str from one text or a list / tuple / Series / array of texts; None and NaN
+    are errors, and so is a text that cannot be sent (a lone surrogate)."""
+    if isinstance(texts, str):
+        return [check_text(texts, "the text")]
     if isinstance(texts, (bytes, bytearray)) or not hasattr(texts, "__iter__"):
         raise ConfigError(f"embed takes a text or a list of texts, not {type(texts).__name__}")
     out = []
     for i, t in enumerate(texts):
         if isinstance(t, str):
-            out.append(t)
+            out.append(check_text(t, f"item {i}"))
         elif t is None or (isinstance(t, float) and t != t):
             raise ConfigError(f"item {i} is missing (None/NaN); drop or fill missing texts before embedding")
         else:
-            out.append(str(t))
+            out.append(check_text(str(t), f"item {i}"))
     return out

@@ -12,6 +12,10 @@ float repr, no timestamps, no latencies; recording the same session twice gives 
 bytes. Reading runs nothing from the archive: ``json.loads`` and ``numpy.frombuffer``
 only, and every problem (bad JSON, a truncated file, a newer format, a vector whose
 length or checksum is wrong) is a :class:`ReplayArchiveError` naming the line.
+
+Sizes are checked before bytes are read, so a huge (or sparse) file is one line, not a
+``MemoryError``: each file's size (``stat``) against a cap, and ``vectors.f32`` against
+exactly what the records' ``dims`` add up to, before any vector byte is read.
 """
 
 from __future__ import annotations
@@ -35,6 +39,11 @@ FORMAT = "eliza_nb.replay"
 VERSION = 1
 RECORDS = "requests.jsonl"
 VECTORS = "vectors.f32"
+#: the largest requests.jsonl read: the whole file is parsed into memory, several times its size
+MAX_RECORDS_BYTES = 256 * 2**20
+#: the largest vectors.f32 read (a million 256-dimension vectors)
+MAX_VECTOR_BYTES = 2**30
+MAX_DIMS = 65536
 
 
 def dumps(obj: Any) -> str:
@@ -170,11 +179,32 @@ def load(path: str | Path) -> Archive:
     if not records_path.is_file():
         raise ReplayArchiveError(f"no replay archive at {path}: expected a folder holding {RECORDS} "
                                  f"(make one with %eliza record {path})")
-    data = records_path.read_bytes()
     vectors_path = folder / VECTORS
-    vectors = vectors_path.read_bytes() if vectors_path.is_file() else b""
-    reader = _Reader(folder, data, vectors)
-    return reader.read()
+    vector_bytes = _size(vectors_path, MAX_VECTOR_BYTES) if vectors_path.is_file() else 0
+    data = _read_at_most(records_path, _size(records_path, MAX_RECORDS_BYTES))
+    reader = _Reader(folder, data)
+    archive = reader.read()
+    reader.check_vector_file(vector_bytes)  # before reading it: its size is what the records add up to
+    reader.attach_vectors(_read_at_most(vectors_path, reader.offset) if reader.offset else b"")
+    return archive
+
+
+def _size(path: Path, limit: int) -> int:
+    """The file's size, or a one-line ReplayArchiveError when it is over ``limit``."""
+    size = path.stat().st_size
+    if size > limit:
+        raise ReplayArchiveError(f"{path.parent.name}/{path.name} is {size:,} bytes, more than a replay archive "
+                                 f"may hold ({limit:,} bytes): a damaged or foreign file, or a recording too large to replay")
+    return size
+
+
+def _read_at_most(path: Path, size: int) -> bytes:
+    """The first ``size`` bytes (the file may have grown since it was measured; never read more)."""
+    with path.open("rb") as f:
+        return f.read(size)
+
+
+_NO_VECTOR = np.zeros(0, dtype=np.float32)  # a record's vector until vectors.f32 is read
 
 
 def _no_constants(name: str) -> Any:
@@ -182,9 +212,11 @@ def _no_constants(name: str) -> Any:
 
 
 class _Reader:
-    def __init__(self, folder: Path, data: bytes, vectors: bytes) -> None:
-        self.folder, self.data, self.vectors = folder, data, vectors
-        self.offset = 0
+    def __init__(self, folder: Path, data: bytes) -> None:
+        self.folder, self.data = folder, data
+        self.offset = 0  # bytes of vectors.f32 the records read so far describe
+        self.pending: list[tuple[EmbRecord, int, int, str]] = []  # (record, start, end, crc32) per vector
+        self.last = 0  # the number of the last line
         self.dims: dict[tuple[str, str], tuple[int, int]] = {}  # (provider, model) -> (dims, line)
         self.keys: dict[Any, int] = {}
 
@@ -219,10 +251,32 @@ class _Reader:
         if found != expected:
             raise self.fail(last, f"the header promises {expected} records but the file ends after {found}: "
                                   f"the archive is truncated or lines were removed by hand")
-        if self.offset != len(self.vectors):
-            raise self.fail(last, f"{VECTORS} holds {len(self.vectors) - self.offset} bytes after the last vector: "
-                                  "records were removed by hand, or the two files come from different recordings")
+        self.last = last
         return archive
+
+    def check_vector_file(self, size: int) -> None:
+        """``vectors.f32`` must be exactly as long as the records' vectors add up to."""
+        for record, start, end, _ in self.pending:
+            if end > size:
+                raise self.fail(record.line, f"{VECTORS} ends at byte {size}, before this record's vector "
+                                             f"(bytes {start}-{end}): the archive is truncated")
+        if size != self.offset:
+            raise self.fail(self.last, f"{VECTORS} holds {size - self.offset} bytes after the last vector: "
+                                       "records were removed by hand, or the two files come from different recordings")
+
+    def attach_vectors(self, vectors: bytes) -> None:
+        """Check each vector's bytes against its record's checksum and give it to the record."""
+        self.check_vector_file(len(vectors))  # again: the file may have shrunk since it was measured
+        for record, start, end, crc in self.pending:
+            chunk = vectors[start:end]
+            if f"{zlib.crc32(chunk):08x}" != crc.lower():
+                raise self.fail(record.line, f"the vector's checksum does not match {VECTORS} bytes {start}-{end}: "
+                                             "the archive was edited or damaged; record it again")
+            vector = np.frombuffer(chunk, dtype="<f4").astype(np.float32)
+            if not np.isfinite(vector).all():
+                raise self.fail(record.line, "the vector holds NaN or infinity")
+            vector.flags.writeable = False
+            record.vector = vector
 
     def parse(self, number: int, raw: bytes, cut: bool) -> dict[str, Any]:
         try:
@@ -314,26 +368,16 @@ class _Reader:
         text = self.need(number, obj, "text", str)
         dims = self.need(number, obj, "dims", int)
         crc = self.need(number, obj, "crc32", str)
-        if not 0 < dims <= 65536:
+        if not 0 < dims <= MAX_DIMS:
             raise self.fail(number, f"dims {dims} is not a vector length")
         seen = self.dims.setdefault((provider, model), (dims, number))
         if seen[0] != dims:
             raise self.fail(number, f"a {dims}-dimensional vector, but line {seen[1]} recorded {seen[0]} dimensions "
                                     f"for {provider}:{model}: wrong vector length")
         start, end = self.offset, self.offset + 4 * dims
-        if end > len(self.vectors):
-            raise self.fail(number, f"{VECTORS} ends at byte {len(self.vectors)}, before this record's vector "
-                                    f"(bytes {start}-{end}): the archive is truncated")
-        chunk = self.vectors[start:end]
-        if f"{zlib.crc32(chunk):08x}" != crc.lower():
-            raise self.fail(number, f"the vector's checksum does not match {VECTORS} bytes {start}-{end}: "
-                                    "the archive was edited or damaged; record it again")
-        vector = np.frombuffer(chunk, dtype="<f4").astype(np.float32)
-        if not np.isfinite(vector).all():
-            raise self.fail(number, "the vector holds NaN or infinity")
-        vector.flags.writeable = False
+        record = EmbRecord(provider, model, normalized, text, _NO_VECTOR, line=number)
+        self.pending.append((record, start, end, crc))  # its bytes are checked once the file's size is known
         self.offset = end
-        record = EmbRecord(provider, model, normalized, text, vector, line=number)
         self.unique(number, ("embed", *record.ident))
         return record
 

@@ -16,7 +16,6 @@ reach this module; values of key variables found in a line anyway are redacted.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 import threading
@@ -27,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..catalog import find_key
+from ..catalog import secret_values
 from ..errors import ReplayMismatch
 from ..generation import planned_request
 from ..ladder import Climb
@@ -46,7 +45,6 @@ from .archive import (
 )
 from .match import explain_embedding_miss, explain_generation_miss
 
-_SECRET_VARS = re.compile(r".*(_API_KEY|_ACCESS_TOKEN|_TOKEN|_SECRET|_KEY)$")
 _VOLATILE_NOTE = re.compile(r"^waited \d")  # rate-limit waits differ run to run: not part of the answer
 
 
@@ -193,14 +191,7 @@ class Recorder(Tape):
 
     def _secrets(self) -> set[str]:
         """Values of every key variable the session can see (catalog keys, *_API_KEY-like env vars)."""
-        values = set()
-        for entry in self.rt.catalog:
-            key, _ = find_key(entry, self.rt.env)
-            if key:
-                values.add(key)
-        for env in (self.rt.env, os.environ):
-            values.update(v for k, v in env.items() if _SECRET_VARS.match(k) and v)
-        return {v for v in values if len(v) >= 8}
+        return secret_values(self.rt.catalog, self.rt.env)
 
     def _warn_redacted(self) -> None:
         if not self._redacted:
