@@ -21,7 +21,7 @@ from typing import Any
 
 from ..core.errors import ConfigError, InvalidRequestError, MissingKeyError, TransientError
 from ..core.types import Completion, Request, Usage
-from . import http
+from . import failures, http
 from .base import StreamChunk
 from .mapping import configured_drops, drop, wire_settings
 from .shape import Shape
@@ -169,9 +169,9 @@ class AnthropicProvider:
         ))
 
     def _raise_event_error(self, obj: Mapping[str, Any], what: str, key: str | None) -> None:
-        message, code = http.provider_message(obj)
+        message, code = failures.provider_message(obj)
         status = STREAM_ERROR_STATUS.get(str(code), 500)
-        raise http.error_for_status(status, message, code, provider=self.id, key=key, what=what)
+        raise failures.error_for_status(status, message, code, provider=self.id, key=key, what=what)
 
     def embed(self, texts: Sequence[str], model: str, timeout_s: float = 120.0) -> Any:
         raise ConfigError(f"{self.id} has no embedding API; use a provider with an embedding model", provider=self.id)

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..core.errors import BadResponseError, InvalidRequestError, TransientError
 from ..core.types import Completion, Request, Usage
-from . import http
+from . import failures, http
 from .base import StreamChunk
 from .mapping import cap_list, configured_drops, wire_settings
 from .shape import Shape
@@ -125,9 +125,9 @@ class GeminiProvider:
                 at = f"event {n + 1}"
                 shape.check(obj, dict, at)
                 if obj.get("error"):
-                    message, code = http.provider_message(obj)
+                    message, code = failures.provider_message(obj)
                     status = obj["error"].get("code") if isinstance(obj["error"], dict) else None
-                    raise http.error_for_status(status if isinstance(status, int) else 500, message, code,
+                    raise failures.error_for_status(status if isinstance(status, int) else 500, message, code,
                                                 provider=self.id, key=key, what=what)
                 text, f, b = self._parse(shape, obj, at)
                 finish, blocked = f or finish, b or blocked

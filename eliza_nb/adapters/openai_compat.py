@@ -26,7 +26,7 @@ import numpy as np
 
 from ..core.errors import BadResponseError, ConfigError, TransientError
 from ..core.types import Completion, ImageResult, Request, Usage, sniff_image_mime
-from . import http
+from . import failures, http
 from .base import StreamChunk
 from .mapping import cap_list, configured_drops, drop, image_size, wire_settings
 from .shape import Shape
@@ -79,10 +79,10 @@ class OpenAICompatProvider:
 
     def _raise_body_error(self, data: Any, what: str, key: str | None) -> None:
         # Some gateways (OpenRouter) answer 200 with an error object, mid-stream too.
-        message, code = http.provider_message(data)
+        message, code = failures.provider_message(data)
         status = data["error"].get("code") if isinstance(data.get("error"), Mapping) else None
         status = status if isinstance(status, int) and 400 <= status < 600 else 502
-        raise http.error_for_status(status, message, code, provider=self.id, key=key, what=what)
+        raise failures.error_for_status(status, message, code, provider=self.id, key=key, what=what)
 
     def _call(self, key: str | None, what: str, timeout_s: float, headers: Mapping[str, str]) -> dict[str, Any]:
         """The keyword arguments of http.HTTPCall for one request."""
@@ -241,7 +241,7 @@ class OpenAICompatProvider:
         text = http.post_text(self._ctx.http_client(), url, body,
                               **self._call(key, what, timeout_s, headers)).strip().strip('"')
         if not text.startswith(("http://", "https://")):
-            raise BadResponseError(f"{what}: expected an image URL, got {http.scrub(text[:60], key)!r}", provider=self.id)
+            raise BadResponseError(f"{what}: expected an image URL, got {failures.scrub(text[:60], key)!r}", provider=self.id)
         return ImageResult(url=text, notes=notes)
 
     def close(self) -> None:

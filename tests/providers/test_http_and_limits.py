@@ -11,19 +11,19 @@ import httpx
 import pytest
 from provider_helpers import FakeTime
 
-from eliza_nb.adapters import http
+from eliza_nb.adapters import failures, http
 from eliza_nb.core import errors as E
 from eliza_nb.core.ratelimit import RateLimiter
 from eliza_nb.core.retry import RetryPolicy
 
 
 def test_parse_retry_after():
-    assert http.parse_retry_after("3") == 3.0
-    assert http.parse_retry_after("0.5") == 0.5
-    assert http.parse_retry_after(None) is None and http.parse_retry_after("soon") is None
+    assert failures.parse_retry_after("3") == 3.0
+    assert failures.parse_retry_after("0.5") == 0.5
+    assert failures.parse_retry_after(None) is None and failures.parse_retry_after("soon") is None
     now = time.time()
-    assert 9 <= http.parse_retry_after(email.utils.formatdate(now + 10, usegmt=True), now) <= 10
-    assert http.parse_retry_after(email.utils.formatdate(now - 100, usegmt=True), now) == 0.0
+    assert 9 <= failures.parse_retry_after(email.utils.formatdate(now + 10, usegmt=True), now) <= 10
+    assert failures.parse_retry_after(email.utils.formatdate(now - 100, usegmt=True), now) == 0.0
 
 
 @pytest.mark.parametrize("text", [
@@ -33,14 +33,14 @@ def test_parse_retry_after():
     "token: 'xai-ABCDEFGHIJKLMNOPQRST'",
 ])
 def test_scrub_masks_credentials_even_without_knowing_the_key(text):
-    out = http.scrub(text)
+    out = failures.scrub(text)
     assert "***" in out
     assert not any(secret in out for secret in ("abcdefghijklmnop", "1234567890abcdef", "ABCDEFGHIJKLMNOP"))
 
 
 def test_scrub_is_one_short_line():
-    out = http.scrub("line one\nline two\t" + "x" * 1000, key="line")
-    assert "\n" not in out and len(out) <= http.MAX_MESSAGE and "line" not in out
+    out = failures.scrub("line one\nline two\t" + "x" * 1000, key="line")
+    assert "\n" not in out and len(out) <= failures.MAX_MESSAGE and "line" not in out
 
 
 @pytest.mark.parametrize("status,message,code,expected", [
@@ -61,7 +61,7 @@ def test_scrub_is_one_short_line():
     (422, "field required", None, E.InvalidRequestError),
 ])
 def test_status_classification(status, message, code, expected):
-    exc = http.error_for_status(status, message, code, provider="p", key=None, what="chat with m")
+    exc = failures.error_for_status(status, message, code, provider="p", key=None, what="chat with m")
     assert type(exc) is expected
     assert str(exc).startswith("[p] chat with m") and message[:20] in str(exc)
 
@@ -70,7 +70,7 @@ def test_transport_exceptions_are_transient():
     req = httpx.Request("POST", "http://127.0.0.1:1/v1")
     for exc in (httpx.ReadTimeout("t", request=req), httpx.ConnectError("refused", request=req),
                 httpx.RemoteProtocolError("peer closed", request=req), httpx.ReadError("reset", request=req)):
-        out = http.error_from_exception(exc, provider="p", key=None, what="chat", timeout_s=2)
+        out = failures.error_from_exception(exc, provider="p", key=None, what="chat", timeout_s=2)
         assert isinstance(out, E.TransientError) and out.retryable
 
 

@@ -25,7 +25,7 @@ import fault_server as fs
 import pytest
 from rel_helpers import one_line
 
-from eliza_nb.adapters import http
+from eliza_nb.adapters import failures
 from eliza_nb.core import redact
 from eliza_nb.core.cache.generations import KEY_NOTE
 from eliza_nb.core.catalog import key_status
@@ -201,15 +201,15 @@ def test_mask_masks_before_the_cut_and_a_cut_start_of_8_characters_or_more():
     assert redact.mask(key[:5] + "other text", (key,)) == key[:5] + "other text"
     dotted = "sk-abcd12345678.XYZsecretpart0123"  # the sk- pattern would stop at the dot and leave the tail
     assert redact.mask(f"got {dotted[:25]} x", (dotted,)) == "got *** x"
-    # http.scrub is mask on one line
-    assert http.scrub(f"line one\n{key}\nline two", key) == "line one *** line two"
+    # failures.scrub is mask on one line
+    assert failures.scrub(f"line one\n{key}\nline two", key) == "line one *** line two"
 
 
 def test_a_key_cut_short_by_the_server_is_masked_wherever_the_limit_falls():
     key = "zq-" + secrets.token_hex(20)
     for at in range(0, 320, 7):
-        out = http.scrub("w" * at + key[:30] + "... more words", key)
-        assert key[:8] not in out and len(out) <= http.MAX_MESSAGE, (at, out)
+        out = failures.scrub("w" * at + key[:30] + "... more words", key)
+        assert key[:8] not in out and len(out) <= failures.MAX_MESSAGE, (at, out)
 
 
 # -- answers holding a key --------------------------------------------------------------------
