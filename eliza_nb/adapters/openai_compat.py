@@ -50,10 +50,15 @@ class OpenAICompatProvider:
         self._stream_usage = bool(extra.get("stream_usage", True))
         self._embed_batch = max(1, int(extra.get("embed_batch", 128)))
         self._max_body = http.body_limit(context.options)
+        # Whether the endpoint is plain http to a host that is not local: a fact of the
+        # configuration, so it is found once (the Heurist image URL is checked where it is used).
+        self._plain_remote = base.startswith("http://") and not http.is_local_host(base)
 
     # -- plumbing ------------------------------------------------------------------------
     def _auth(self, url: str) -> tuple[dict[str, str], str | None]:
         key = self._ctx.get_key(self.entry)
+        if url.startswith(self.entry.endpoint.rstrip("/")) and not self._plain_remote:
+            return http.bearer(key), key  # an https or a local endpoint: nothing to warn about
         http.check_plain_http(url, key, self._ctx.warn, self.id)  # the runtime says each warning once
         return http.bearer(key), key
 
@@ -133,14 +138,15 @@ class OpenAICompatProvider:
                 if obj.get("usage") is not None:
                     usage = shape.usage(obj, "usage", "prompt_tokens", "completion_tokens", at=at)
                 for i, choice in enumerate(shape.items(obj, "choices", dict, at=at)):
-                    if shape.get(choice, "index", int, at=f"{at}.choices[{i}]", default=0) != 0:
+                    where = f"{at}.choices[{i}]"
+                    if shape.get(choice, "index", int, at=where, default=0) != 0:
                         continue
-                    delta = shape.get(choice, "delta", dict, at=f"{at}.choices[{i}]", default={})
-                    text = shape.get(delta, "content", str, at=f"{at}.choices[{i}].delta")
+                    delta = shape.get(choice, "delta", dict, at=where, default={})
+                    text = shape.get(delta, "content", str, at=f"{where}.delta")
                     if text:
                         parts.append(text)
                         yield StreamChunk(text=text)
-                    finish = shape.get(choice, "finish_reason", str, at=f"{at}.choices[{i}]") or finish
+                    finish = shape.get(choice, "finish_reason", str, at=where) or finish
             if not done and finish is None:
                 raise TransientError(f"{what}: the stream ended before its final event", provider=self.id)
         except BaseException:

@@ -68,19 +68,21 @@ class Shape:
     def get(self, obj: Any, name: str, kind: type, *, at: str = "", default: Any = None, required: bool = False) -> Any:
         """``obj[name]`` checked to be a ``kind``; ``default`` when absent or null (an error
         when ``required``). ``at`` is the path of ``obj`` itself, for messages."""
-        self.check(obj, dict, at or "the answer")
+        if type(obj) is not dict:  # the exact type first: every streamed event reads a few fields
+            self.check(obj, dict, at or "the answer")
         value = obj.get(name)
         if value is None:
             if required:
                 raise self.wrong(_path(at, name), "missing")
             return default
-        return self.check(value, kind, _path(at, name))
+        return value if type(value) is kind else self.check(value, kind, _path(at, name))
 
     def items(self, obj: Any, name: str, kind: type, *, at: str = "", required: bool = False) -> list[Any]:
         """``obj[name]`` as a list whose every item is a ``kind`` (empty when absent)."""
         values: list[Any] = self.get(obj, name, list, at=at, default=[], required=required)
         for i, value in enumerate(values):
-            self.check(value, kind, _path(_path(at, name), i))
+            if type(value) is not kind:
+                self.check(value, kind, _path(_path(at, name), i))
         return values
 
     def usage(self, obj: Any, name: str, prompt: str, completion: str, *, at: str = "") -> Usage:

@@ -47,7 +47,8 @@ def plan_call(rt: Runtime, prompt: Any, options: Mapping[str, Any]) -> Plan:
     """Validate and resolve everything a call needs; raises before any provider work."""
     opts = dict(options)
     call = pop_settings(opts)
-    ModelSettings.from_mapping(call)  # a bad value is refused here, before any provider work
+    if call:
+        ModelSettings.from_mapping(call)  # a bad value is refused here, before any provider work
     unknown = sorted(set(opts) - set(CALL_OPTIONS))
     if unknown:
         from .settings import SETTINGS

@@ -127,8 +127,7 @@ class StreamMask:
         for key in keys:
             if key in text:
                 text = text.replace(key, ANSWER_MASK)
-        hold = max((n for key in keys for n in range(min(len(key) - 1, len(text)), 0, -1)
-                    if text.endswith(key[:n]) and (n == len(text) or not _KEY_CHAR.match(text[-n - 1]))), default=0)
+        hold = max((_key_start_at_end(text, key) for key in keys), default=0)
         self._pending = text[len(text) - hold:] if hold else ""
         return text[:len(text) - hold]
 
@@ -136,6 +135,18 @@ class StreamMask:
         """The held-back tail, at the end of the stream (it did not become a key)."""
         tail, self._pending = self._pending, ""
         return tail
+
+
+def _key_start_at_end(text: str, key: str) -> int:
+    """The length of the longest tail of ``text`` that is a proper start of ``key`` and does
+    not continue a word (0: none). Only the places where ``key``'s first character occurs
+    in the last ``len(key) - 1`` characters are looked at."""
+    i = text.find(key[0], max(0, len(text) - len(key) + 1))
+    while i != -1:
+        if key.startswith(text[i:]) and (i == 0 or not _KEY_CHAR.match(text[i - 1])):
+            return len(text) - i
+        i = text.find(key[0], i + 1)
+    return 0
 
 
 def _known(keys: Iterable[str | None], min_length: int) -> list[str]:
