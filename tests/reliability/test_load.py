@@ -98,10 +98,13 @@ def test_200_concurrent_generate_calls(rhome, fault_server):
 
     out = run_threads(200, cached)
     assert all(text == f"echo: {prompt}" and r.text == text for prompt, text, r in out)
-    asked = Counter(r.body["messages"][-1]["content"] for r in fault_server.requests_to(CHAT))
-    assert set(asked) == {f"prompt {k}" for k in range(50)} and set(asked.values()) == {1}, asked.most_common(3)
+    asked = Counter(r.body["messages"][-1]["content"] for r in fault_server.requests_to(CHAT)
+                    if isinstance(r.body, dict))  # a broken first try may leave headers only (below)
+    assert set(asked) == {f"prompt {k}" for k in range(50)} and set(asked.values()) <= {1, 2}, asked.most_common(3)
+    assert sum(asked.values()) <= 50 + 2
     rows = rt.ledger.rows()
-    assert len(rows) == 200 and not any(row.error for row in rows)
+    retried = [row for row in rows if row.error]
+    assert len(rows) == 200 + len(retried) and len(retried) <= 2
     assert sum(row.cache_hit for row in rows) == 150 and sum(r.cached for _, _, r in out) == 150
 
     # 200 distinct calls at once, cache off: 200 requests, each answer its own
@@ -111,14 +114,18 @@ def test_200_concurrent_generate_calls(rhome, fault_server):
 
     out = run_threads(200, fresh)
     assert all(text == f"echo: {prompt}" for prompt, text in out)
-    fresh_asked = Counter(r.body["messages"][-1]["content"] for r in fault_server.requests_to(CHAT)
+    # every call reached the server; under load a pooled connection may turn out closed
+    # (seen about once in ten full-suite runs): httpcore resends, or the ladder retries the
+    # TransientError, and the server may log the broken first try's headers without a body
+    sent = [r for r in fault_server.requests_to(CHAT) if isinstance(r.body, dict)]
+    fresh_asked = Counter(r.body["messages"][-1]["content"] for r in sent
                           if r.body["messages"][-1]["content"].startswith("fresh "))
-    # every call reached the server; httpcore may resend a request once when a pooled
-    # connection turns out closed under load (seen 1 in ~10 runs), so >= 1, not == 1
     assert set(fresh_asked) == {f"fresh {i}" for i in range(200)}
     assert sum(fresh_asked.values()) <= 200 + 2
     rows = rt.ledger.rows()
-    assert len(rows) == 400 and not any(row.error for row in rows)
+    retried = [row for row in rows if row.error]  # each a connection error retried to success
+    assert len(rows) == 400 + len(retried) and len(retried) <= 2
+    assert all(row.error.startswith("TransientError") for row in retried), retried
     rt.close()
 
 
