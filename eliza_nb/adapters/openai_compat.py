@@ -39,7 +39,7 @@ class OpenAICompatProvider:
         self.id = entry.id
         self.entry = entry
         self._ctx = context
-        base = entry.endpoint.rstrip("/")
+        self._base = base = entry.endpoint.rstrip("/")
         self._chat_url = base + "/chat/completions"
         self._embed_url = base + "/embeddings"
         self._image_url = base + "/images/generations"
@@ -57,7 +57,7 @@ class OpenAICompatProvider:
     # -- plumbing ------------------------------------------------------------------------
     def _auth(self, url: str) -> tuple[dict[str, str], str | None]:
         key = self._ctx.get_key(self.entry)
-        if url.startswith(self.entry.endpoint.rstrip("/")) and not self._plain_remote:
+        if url.startswith(self._base) and not self._plain_remote:
             return http.bearer(key), key  # an https or a local endpoint: nothing to warn about
         http.check_plain_http(url, key, self._ctx.warn, self.id)  # the runtime says each warning once
         return http.bearer(key), key

@@ -20,7 +20,7 @@ from .catalog import Catalog, ProviderEntry, find_key, parse_model_class
 from .errors import ConfigError, MissingKeyError
 from .generation import GenerationStream, TextJob, plan_call
 from .home import home_dir, load_user_config
-from .ladder import Climb, drain
+from .ladder import Climb, climb, drain
 from .ledger import Ledger, SpendingCap
 from .ratelimit import Cooldowns, RateLimiter, parse_limits
 from .retry import RetryPolicy
@@ -218,7 +218,6 @@ class Runtime:
         """One provider request for these texts, no cache: retried on the same target, never
         failed over (another model's vectors live in another space)."""
         from .embeddings.service import EmbedBatch
-        from .ladder import climb
 
         return drain(climb(self, EmbedBatch(texts), [target]))
 
