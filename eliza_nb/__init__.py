@@ -25,6 +25,7 @@ from .core.errors import (
     BadResponseError,
     BudgetExceeded,
     ConfigError,
+    ContentBlocked,
     ContextTooLongError,
     CoolingDown,
     ElizaError,
@@ -33,6 +34,7 @@ from .core.errors import (
     InvalidRequestError,
     MissingKeyError,
     ModelPackageMissing,
+    ModelRetired,
     NotFoundError,
     RateLimitedError,
     RateLimitWaitError,
@@ -57,15 +59,16 @@ __all__ = [
     "generate", "stream", "embed", "similar", "image", "benchmark", "benchmark_embeddings",
     "select_model_class", "validate_embedding", "is_valid_embedding",
     # the session and its state
-    "runtime", "set_runtime", "providers", "usage", "set_budget", "presets", "cache", "replay",
+    "runtime", "set_runtime", "providers", "models", "usage", "set_budget", "presets", "cache", "replay",
     # widgets and the IPython extension
     "panel", "playground", "explorer", "benchmark_view", "load_ipython_extension", "unload_ipython_extension",
     # types
     "Runtime", "Result", "ImageResult", "ModelSettings", "ModelClass", "ProviderName",
     # errors a user may catch
     "ElizaError", "ConfigError", "ModelPackageMissing", "MissingKeyError", "AuthError", "NotFoundError",
+    "ModelRetired",
     "RateLimitedError", "RateLimitWaitError", "CoolingDown", "ContextTooLongError", "TransientError",
-    "BadResponseError", "InvalidRequestError",
+    "BadResponseError", "InvalidRequestError", "ContentBlocked",
     "StreamInterrupted", "EmbeddingDimensionError", "InvalidEmbeddingError", "BudgetExceeded",
     "ReplayArchiveError", "ReplayMismatch",
 ]
@@ -131,6 +134,15 @@ def image(prompt: str, provider: str | None = None, model: str | None = None, **
 def providers() -> pd.DataFrame:
     """Every provider as a DataFrame: endpoint, model per class, key variable, key present (never the key)."""
     return runtime().providers_table()
+
+
+def models(provider: str | None = None, refresh: bool = False) -> pd.DataFrame:
+    """The model ids each provider's own listing names, as a DataFrame (provider, model,
+    catalog_class, context_window, input_price / output_price per 1M tokens, created, source),
+    cached in the home for a day; ``refresh=True`` asks again. ``provider=None``: every
+    provider usable now; notes (skipped providers, a cached list shown because the live
+    one failed) are in ``df.attrs["notes"]``. See :meth:`Runtime.models`."""
+    return runtime().models(provider, refresh)
 
 
 def usage(by: str | None = None) -> pd.DataFrame:

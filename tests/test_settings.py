@@ -7,6 +7,7 @@ import pytest
 from eliza_nb.core.errors import ConfigError
 from eliza_nb.core.runtime import Runtime
 from eliza_nb.core.settings import BUILTIN_PRESETS, ModelSettings, Presets, merge_settings
+from eliza_nb.core.types import ModelClass
 
 
 def test_preset_values_from_the_seed():
@@ -70,7 +71,9 @@ def test_config_file_defaults_and_presets(tmp_path):
     )
     rt = Runtime(tmp_path, env={})
     t = rt.resolve()
-    assert (t.provider, t.model_class.value, t.model) == ("openai", "large", "gpt-4o")
+    large = rt.catalog.get("openai").models[ModelClass.LARGE]  # the catalog's, whatever it is today
+    assert large != rt.catalog.get("openai").models[ModelClass.SMALL]  # so "large" was really read
+    assert (t.provider, t.model_class.value, t.model) == ("openai", "large", large)
     s = rt.effective_settings(t)
     assert s.temperature == 0 and s.max_output_tokens == 32
 
@@ -84,14 +87,16 @@ def test_bad_config_file_is_one_line(tmp_path):
 
 def test_resolve_forms(tmp_path):
     rt = Runtime(tmp_path, config={}, env={})
-    assert str(rt.resolve("openai:large")) == "openai:gpt-4o"
-    assert str(rt.resolve("groq:llama-3.3-70b-versatile")) == "groq:llama-3.3-70b-versatile"
+    openai = rt.catalog.get("openai").models
+    assert str(rt.resolve("openai:large")) == f"openai:{openai[ModelClass.LARGE]}"
+    assert str(rt.resolve("groq:my-org/custom-70b")) == "groq:my-org/custom-70b"  # any id, taken as it is
     assert rt.resolve(None, "embedding").model == "all-minilm-l6-v2"
     with pytest.raises(ConfigError, match="unknown model class 'huge'"):
         rt.resolve(None, "huge")
-    rt.session.update(provider="anthropic", model="claude-3-5-haiku-latest")
-    assert rt.resolve().model == "claude-3-5-haiku-latest"
-    assert rt.resolve("openai").model == "gpt-4o-mini"  # the session's model id is for its own provider only
+    rt.session.update(provider="anthropic", model="claude-haiku-4-5")
+    assert rt.resolve().model == "claude-haiku-4-5"
+    # the session's model id is for its own provider only
+    assert rt.resolve("openai").model == openai[ModelClass.SMALL] != "claude-haiku-4-5"
 
 
 def test_unknown_call_option_lists_valid_ones(tmp_path):

@@ -220,8 +220,9 @@ EMBEDDINGS = [
 BENCHMARK = [
     new_markdown_cell(
         "# Benchmarking models and presets\n\n" + SETUP_NOTE +
-        " The benchmark below runs on the embedded SmolLM2-135M; add remote models (`\"openai:gpt-4o-mini\"`, "
-        "`\"groq:small\"`, ...) to the `models` list once their keys are set."
+        " The benchmark below runs on the embedded SmolLM2-135M; add remote models "
+        "(`\"openai:small\"`, `\"groq:small\"`, `\"anthropic:large\"`, ...) to the `models` list "
+        "once their keys are set."
     ),
     first_cell('pd.set_option("display.max_colwidth", 60)'),
     new_markdown_cell("## Cases\nEach case has an input and what a good answer contains."),
@@ -255,16 +256,17 @@ BENCHMARK = [
     ),
     key('eliza_nb.usage(by="model")'),
     new_markdown_cell(
-        "What the same token counts would cost at the catalog's prices for some paid models (an estimate: "
-        "each provider's tokenizer counts a little differently)."
+        "What the same token counts would cost at the catalog's prices for some paid models: each provider's "
+        "current default for the class (an estimate: each provider's tokenizer counts a little differently)."
     ),
     key("ledger = eliza_nb.usage()\n"
         "prompt, completion = int(ledger.prompt_tokens.sum()), int(ledger.completion_tokens.sum())\n"
-        "catalog = eliza_nb.runtime().catalog\n"
+        "rt = eliza_nb.runtime()\n"
         "rows = []\n"
-        'for provider, model in [("openai", "gpt-4o-mini"), ("openai", "gpt-4o"), ("anthropic", "claude-3-5-haiku-20241022"),\n'
-        '                        ("groq", "llama-3.1-8b-instant"), ("google", "gemini-1.5-flash-latest")]:\n'
-        "    price_in, price_out = catalog.get(provider).price(model)\n"
+        'for spec in ["openai:small", "openai:medium", "anthropic:small", "groq:small", "google:small"]:\n'
+        "    target = rt.resolve(spec)\n"
+        "    provider, model = target.provider, target.model\n"
+        "    price_in, price_out = rt.catalog.get(provider).price(model)\n"
         '    rows.append({"provider": provider, "model": model, "usd_per_1M_in": price_in, "usd_per_1M_out": price_out,\n'
         '                 "estimated_usd": (prompt * price_in + completion * price_out) / 1e6})\n'
         'print(f"{len(ledger)} calls, {prompt:,} prompt + {completion:,} completion tokens")\n'

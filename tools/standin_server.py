@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 #: embedding sizes of the providers' embedding models (the stand-in pads MiniLM's 384 to these)
-DIMS = {"text-embedding-3-small": 1536, "text-embedding-004": 768, "togethercomputer/m2-bert-80M-32k-retrieval": 768,
-        "nomic-embed-text": 768}
+#: (retired ids stay so archives recorded with them still replay)
+DIMS = {"text-embedding-3-small": 1536, "openai/text-embedding-3-small": 1536, "gemini-embedding-001": 3072,
+        "text-embedding-004": 768, "togethercomputer/m2-bert-80M-32k-retrieval": 768, "nomic-embed-text": 768}
 
 
 class StandIn:

@@ -1,10 +1,21 @@
 """Anthropic's Messages API, direct or as Claude on Vertex AI.
 
-Direct: ``POST {endpoint}/messages`` with ``x-api-key`` and ``anthropic-version``.
+Direct: ``POST {endpoint}/messages`` with ``x-api-key`` and ``anthropic-version``. The
+version header is the catalog entry's ``api_version`` (default ``2023-06-01``, the version
+the Messages API has been served under since its release; a newer one is a catalog edit,
+``api_version = "..."`` under ``[providers.anthropic]``, not a code change).
 Vertex: the same body without ``model`` and with ``anthropic_version: vertex-2023-10-16``,
-POSTed to ``https://{region}-aiplatform.googleapis.com/v1/projects/{project}/locations/
-{region}/publishers/anthropic/models/{model}:rawPredict`` (``:streamRawPredict`` for SSE)
-with a Google bearer access token.
+POSTed to ``{host}/v1/projects/{project}/locations/{region}/publishers/anthropic/models/
+{model}:rawPredict`` (``:streamRawPredict`` for SSE) with a Google bearer access token. The
+host: ``https://{region}-aiplatform.googleapis.com`` for a single region (the entry's
+endpoint template), ``https://aiplatform.googleapis.com`` for ``global``, and the
+multi-regions' own hosts for ``us`` / ``eu`` (``aiplatform.us.rep.googleapis.com``,
+``aiplatform.eu.rep.googleapis.com``; :data:`REGION_HOSTS`, extended or overridden by an
+entry's ``region_hosts`` table).
+
+Answer shapes: stop_reason ``refusal`` (Claude's safety classifiers stopped it) is
+finish_reason "refusal" with a note, its text kept as the answer; ``pause_turn`` keeps its
+name with a note on continuing; ``model_context_window_exceeded`` is "length" with a note.
 
 Mapping: system messages become the top-level ``system``; ``max_tokens`` is always sent
 (the API requires it); stop -> ``stop_sequences``; temperature is clamped to 0..1; the
@@ -20,16 +31,30 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from ..core.errors import ConfigError, InvalidRequestError, MissingKeyError, TransientError
-from ..core.types import Completion, Request, Usage
+from ..core.types import REFUSAL_NOTE, Completion, Request, Usage
 from . import failures, http
 from .base import StreamChunk
-from .mapping import configured_drops, drop, wire_settings
+from .mapping import configured_drops, drop, family_settings, wire_settings
 from .shape import Shape
 
-API_VERSION = "2023-06-01"
+API_VERSION = "2023-06-01"  # the default of a catalog entry's api_version
 VERTEX_VERSION = "vertex-2023-10-16"
 DEFAULT_MAX_TOKENS = 4096
-FINISH: dict[Any, str] = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length"}  # keyed by whatever the wire sent
+#: Vertex hosts that are not ``{region}-aiplatform.googleapis.com`` (the path keeps locations/{region})
+REGION_HOSTS = {
+    "global": "https://aiplatform.googleapis.com",
+    "us": "https://aiplatform.us.rep.googleapis.com",
+    "eu": "https://aiplatform.eu.rep.googleapis.com",
+}
+FINISH: dict[Any, str] = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
+                          "model_context_window_exceeded": "length"}  # keyed by whatever the wire sent
+#: the stop_reasons a reader must not miss, and the note each adds
+STOP_NOTES = {
+    "refusal": f"{REFUSAL_NOTE} (stop_reason refusal): Claude's safety classifiers stopped the answer",
+    "pause_turn": "Claude paused a long turn (stop_reason pause_turn): send its answer back as an assistant turn to continue",
+    "model_context_window_exceeded": "the answer stopped at the model's context window (stop_reason "
+                                     "model_context_window_exceeded)",
+}
 #: the HTTP status an in-stream error event stands for, so it is classified like a response
 STREAM_ERROR_STATUS = {
     "invalid_request_error": 400, "authentication_error": 401, "permission_error": 403,
@@ -50,11 +75,14 @@ class AnthropicProvider:
         self._drops = configured_drops(entry.extra)
         self._caps: Mapping[str, int] = dict(entry.extra.get("output_caps") or {})
         self._url = entry.endpoint.rstrip("/") + "/messages"
+        self._version = str(entry.extra.get("api_version", API_VERSION))
         self._max_body = http.body_limit(context.options)
 
     # -- request ---------------------------------------------------------------------------
     def _body(self, request: Request, stream: bool) -> tuple[dict[str, Any], list[str]]:
-        s, notes, model = request.settings, [], request.target.model
+        notes: list[str] = []
+        model = request.target.model
+        s = family_settings(request.settings, self.entry.rules_for(model), self.id, model, notes, self.entry.settings)
         system = "\n\n".join(m.content for m in request.messages if m.role == "system")
         messages = [m.as_dict() for m in request.messages if m.role != "system"]
         if not messages:
@@ -89,7 +117,7 @@ class AnthropicProvider:
         key = self._ctx.get_key(self.entry)
         if not key:
             raise MissingKeyError(f"no API key: set {self.entry.key_env[0]}", provider=self.id)
-        return self._url, {"x-api-key": key, "anthropic-version": API_VERSION}, key
+        return self._url, {"x-api-key": key, "anthropic-version": self._version}, key
 
     def _prepare(self, request: Request, stream: bool):
         body, notes = self._body(request, stream)
@@ -115,7 +143,7 @@ class AnthropicProvider:
         return Completion(
             text=text,
             usage=shape.usage(data, "usage", "input_tokens", "output_tokens"),
-            finish_reason=FINISH.get(stop, stop),
+            finish_reason=finish_reason(stop, notes),
             model=shape.get(data, "model", str) or request.target.model,
             notes=notes,
         )
@@ -165,7 +193,7 @@ class AnthropicProvider:
         sse.finish()
         yield StreamChunk(completion=Completion(
             text="".join(parts), usage=Usage(prompt_tokens, completion_tokens),
-            finish_reason=FINISH.get(finish, finish), model=model or request.target.model, notes=notes,
+            finish_reason=finish_reason(finish, notes), model=model or request.target.model, notes=notes,
         ))
 
     def _raise_event_error(self, obj: Mapping[str, Any], what: str, key: str | None) -> None:
@@ -175,6 +203,17 @@ class AnthropicProvider:
 
     def embed(self, texts: Sequence[str], model: str, timeout_s: float = 120.0) -> Any:
         raise ConfigError(f"{self.id} has no embedding API; use a provider with an embedding model", provider=self.id)
+
+    def list_models(self, timeout_s: float) -> list[dict[str, Any]]:
+        """The Models API (``GET /models``, paged) with the calls' own headers; on Vertex,
+        Model Garden's Anthropic models on the calls' host and token (adapters/listing.py)."""
+        from . import listing
+
+        url, headers, key = self._endpoint("", stream=False)
+        pager = listing.Pager(self._ctx.http_client(), self.id, headers, key, timeout_s, self._max_body, "model listing")
+        if self.vertex:
+            return listing.vertex_claude_models(pager, url.split("/v1/projects/", 1)[0])
+        return listing.anthropic_models(pager, self.entry.endpoint)
 
     def close(self) -> None:
         """Nothing to release: the HTTP client belongs to the runtime."""
@@ -213,7 +252,8 @@ class VertexClaudeProvider(AnthropicProvider):
         if not project:
             raise MissingKeyError(f"no Google Cloud project: set {self.PROJECT_VARS[0]} "
                                   f"(or project = \"...\" under [providers.{self.id}])", provider=self.id)
-        base = "https://aiplatform.googleapis.com" if region == "global" else self.entry.endpoint.format(region=region).rstrip("/")
+        hosts = {**REGION_HOSTS, **(self.entry.extra.get("region_hosts") or {})}
+        base = str(hosts[region]).rstrip("/") if region in hosts else self.entry.endpoint.format(region=region).rstrip("/")
         method = "streamRawPredict" if stream else "rawPredict"
         url = f"{base}/v1/projects/{project}/locations/{region}/publishers/anthropic/models/{model}:{method}"
         return url, http.bearer(token), token
@@ -239,6 +279,13 @@ class VertexClaudeProvider(AnthropicProvider):
                 raise MissingKeyError(f"google-auth found no usable credentials ({type(exc).__name__}); "
                                       f"set {self.entry.key_env[0]}", provider=self.id) from None
             return str(self._creds.token)
+
+
+def finish_reason(stop: str | None, notes: list[str]) -> str | None:
+    """Eliza's finish reason for a stop_reason, with a note for those in :data:`STOP_NOTES`."""
+    if stop in STOP_NOTES:
+        notes.append(STOP_NOTES[stop])
+    return FINISH.get(stop, stop)
 
 
 def factory(entry: Any, context: Any) -> AnthropicProvider:

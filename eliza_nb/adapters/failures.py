@@ -20,6 +20,7 @@ from ..core.errors import (
     ContextTooLongError,
     ElizaError,
     InvalidRequestError,
+    ModelRetired,
     NotFoundError,
     RateLimitedError,
     TransientError,
@@ -39,6 +40,8 @@ _NOT_FOUND_RE = re.compile(
     r"(?:unknown|invalid|no such) model|not_found|model_not_found|not found for api version",
     re.I,
 )
+_RETIRED_RE = re.compile(
+    r"decommissioned|has been (?:fully )?(?:deprecated|retired)|is no longer (?:available|supported|served)", re.I)
 _BAD_KEY_RE = re.compile(
     r"api key not valid|invalid (?:x-)?api[ _-]?key|incorrect api key|api_key_invalid|invalid authentication", re.I
 )
@@ -139,8 +142,12 @@ def error_for_status(
         return limited
     if status == 413 or (status in (400, 422) and _CONTEXT_RE.search(text)):
         return ContextTooLongError(f"{what}: the prompt is too long for the model (HTTP {status}){tail}", provider=provider)
-    if status == 404 or (status in (400, 422) and _NOT_FOUND_RE.search(text)):
-        return NotFoundError(f"{what}: not found (HTTP {status}){tail}", provider=provider)
+    retired = _RETIRED_RE.search(text)  # xAI answers a retired model with a 500 that says so
+    if status in (404, 410) or (status in (400, 422) and _NOT_FOUND_RE.search(text)) or (status in (400, 500) and retired):
+        listing = f"; see %eliza models -p {provider}"  # what the provider serves today
+        if retired:
+            return ModelRetired(f"{what}: the model is retired (HTTP {status}){tail}{listing}", provider=provider)
+        return NotFoundError(f"{what}: not found (HTTP {status}){tail}{listing}", provider=provider)
     if status >= 500 or status in (408, 409, 425):
         failed = TransientError(f"{what} failed (HTTP {status}){tail}", provider=provider)
         if retry_after is not None:

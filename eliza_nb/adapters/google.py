@@ -5,6 +5,13 @@ which httpx puts into its error messages.
 Mapping: system messages -> ``systemInstruction``; assistant turns -> role ``model``;
 stop (at most 5) and the other settings Gemini takes -> ``generationConfig`` under their
 wire names in core/settings.py. repetition_penalty has no Gemini equivalent: dropped with a note.
+
+Answer shapes: a prompt blocked (``promptFeedback.blockReason``) is finish_reason "blocked";
+a finishReason in :data:`FILTERED` (SAFETY, RECITATION, ...) is "content_filter"; both with
+a note naming the reason and the safetyRatings categories that blocked (the footer shows
+it; the generation cache never keeps such an answer; ``strict=True`` raises ContentBlocked
+when it is empty). Errors sent mid-stream as bare JSON, not ``data:`` lines (an object or a
+list, pretty-printed or not), raise the typed error for their code with Google's message.
 """
 
 from __future__ import annotations
@@ -19,10 +26,14 @@ from ..core.errors import BadResponseError, InvalidRequestError, TransientError
 from ..core.types import Completion, Request, Usage
 from . import failures, http
 from .base import StreamChunk
-from .mapping import cap_list, configured_drops, wire_settings
+from .mapping import cap_list, configured_drops, family_settings, wire_settings
 from .shape import Shape
 
 FINISH = {"STOP": "stop", "MAX_TOKENS": "length"}
+#: finishReasons that mean a filter stopped the answer: finish_reason "content_filter", a note
+#: naming the reason and the safetyRatings categories that blocked (OTHER included: Gemini
+#: gives it for blocks it does not name)
+FILTERED = frozenset({"SAFETY", "RECITATION", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "OTHER", "IMAGE_SAFETY"})
 MAX_STOP = 5
 EMBED_BATCH = 100  # batchEmbedContents takes at most 100 requests
 
@@ -46,8 +57,9 @@ class GeminiProvider:
         return ({"x-goog-api-key": key} if key else {}), key
 
     def _body(self, request: Request) -> tuple[dict[str, Any], list[str]]:
-        s = request.settings
         notes: list[str] = []
+        s = family_settings(request.settings, self.entry.rules_for(request.target.model), self.id,
+                            request.target.model, notes, self.entry.settings)
         system = "\n\n".join(m.content for m in request.messages if m.role == "system")
         contents = [{"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]}
                     for m in request.messages if m.role != "system"]
@@ -67,26 +79,35 @@ class GeminiProvider:
         return body, notes
 
     @staticmethod
-    def _parse(shape: Shape, obj: Any, at: str = "") -> tuple[str, str | None, str | None]:
-        """(text, finishReason, blockReason) of one GenerateContentResponse."""
+    def _parse(shape: Shape, obj: Any, at: str = "") -> tuple[str, str | None, str | None, list[str]]:
+        """(text, finishReason, blockReason, the safety categories that blocked) of one
+        GenerateContentResponse."""
         candidates = shape.items(obj, "candidates", dict, at=at)
         if not candidates:
+            where = f"{at}.promptFeedback".lstrip(".")
             feedback = shape.get(obj, "promptFeedback", dict, at=at, default={})
-            return "", None, shape.get(feedback, "blockReason", str, at=f"{at}.promptFeedback".lstrip("."))
+            return "", None, shape.get(feedback, "blockReason", str, at=where), blocked_categories(shape, feedback, where)
         first = f"{at}.candidates[0]".lstrip(".")
         content = shape.get(candidates[0], "content", dict, at=first, default={})
         parts = shape.items(content, "parts", dict, at=f"{first}.content")
         text = "".join(shape.get(p, "text", str, at=f"{first}.content.parts[{i}]", default="")
                        for i, p in enumerate(parts) if not p.get("thought"))
-        return text, shape.get(candidates[0], "finishReason", str, at=first), None
+        return text, shape.get(candidates[0], "finishReason", str, at=first), None, blocked_categories(shape, candidates[0], first)
 
     def _usage(self, shape: Shape, obj: Any, at: str = "") -> Usage:
         return shape.usage(obj, "usageMetadata", "promptTokenCount", "candidatesTokenCount", at=at)
 
-    def _finish(self, finish: str | None, blocked: str | None, notes: list[str]) -> str | None:
+    @staticmethod
+    def _finish(text: str, finish: str | None, blocked: str | None, categories: list[str], notes: list[str]) -> str | None:
+        """The finish reason, with a note (types.BLOCK_NOTES) for a blocked prompt or answer."""
         if blocked:
-            notes.append(f"Gemini blocked the prompt ({blocked}); no text was generated")
+            notes.append(f"the prompt was blocked ({_why(blocked, categories)}); nothing was generated")
             return "blocked"
+        if finish in FILTERED:
+            why = _why(finish, categories)
+            notes.append(f"the answer was blocked ({why}); nothing was generated" if not text else
+                         f"the answer was blocked ({why}) part-way; the text ends there")
+            return "content_filter"
         if finish and finish not in FINISH:
             notes.append(f"Gemini stopped with finishReason {finish}")
         return FINISH.get(finish or "", finish.lower() if finish else None)
@@ -100,9 +121,9 @@ class GeminiProvider:
         data = http.post_json(self._ctx.http_client(), self._url(model, "generateContent"), body, headers=headers,
                               timeout_s=request.timeout_s, provider=self.id, key=key, what=what, max_body=self._max_body)
         shape = Shape(self.id, what)
-        text, finish, blocked = self._parse(shape, data)
+        text, finish, blocked, categories = self._parse(shape, data)
         return Completion(
-            text=text, usage=self._usage(shape, data), finish_reason=self._finish(finish, blocked, notes),
+            text=text, usage=self._usage(shape, data), finish_reason=self._finish(text, finish, blocked, categories, notes),
             model=shape.get(data, "modelVersion", str) or model, notes=notes,
         )
 
@@ -113,40 +134,48 @@ class GeminiProvider:
         what = f"streamGenerateContent with {model}"
         sse = http.SSEStream(self._ctx.http_client(), self._url(model, "streamGenerateContent") + "?alt=sse", body,
                              headers=headers, timeout_s=request.timeout_s, provider=self.id, key=key, what=what,
-                             max_body=self._max_body)
+                             max_body=self._max_body, bare_json=True)
         shape = Shape(self.id, what)
         parts: list[str] = []
         usage = Usage()
         finish = blocked = version = None
+        categories: list[str] = []
         try:
             # No [DONE] sentinel: the stream simply ends; the last event has finishReason.
-            for n, (_, data) in enumerate(sse.events()):
+            for n, (event, data) in enumerate(sse.events()):
                 obj = http.loads(data, provider=self.id, what=what, key=key)
                 at = f"event {n + 1}"
-                shape.check(obj, dict, at)
-                if obj.get("error"):
-                    message, code = failures.provider_message(obj)
-                    status = obj["error"].get("code") if isinstance(obj["error"], dict) else None
-                    raise failures.error_for_status(status if isinstance(status, int) else 500, message, code,
-                                                provider=self.id, key=key, what=what)
-                text, f, b = self._parse(shape, obj, at)
-                finish, blocked = f or finish, b or blocked
-                if obj.get("usageMetadata") is not None:
-                    usage = self._usage(shape, obj, at)
-                version = shape.get(obj, "modelVersion", str, at=at) or version
-                if text:
-                    parts.append(text)
-                    yield StreamChunk(text=text)
+                # Some errors come as bare JSON, not "data:" lines: an object, or a list of them.
+                for item in obj if event == http.BARE_JSON and isinstance(obj, list) else [obj]:
+                    shape.check(item, dict, at)
+                    if item.get("error"):
+                        self._raise_stream_error(item, what, key)
+                    text, f, b, c = self._parse(shape, item, at)
+                    finish, blocked, categories = f or finish, b or blocked, c or categories
+                    if item.get("usageMetadata") is not None:
+                        usage = self._usage(shape, item, at)
+                    version = shape.get(item, "modelVersion", str, at=at) or version
+                    if text:
+                        parts.append(text)
+                        yield StreamChunk(text=text)
             if finish is None and blocked is None:
                 raise TransientError(f"{what}: the stream ended without a finishReason", provider=self.id)
         except BaseException:
             sse.close()
             raise
         sse.finish()
+        text = "".join(parts)
         yield StreamChunk(completion=Completion(
-            text="".join(parts), usage=usage,
-            finish_reason=self._finish(finish, blocked, notes), model=version or model, notes=notes,
+            text=text, usage=usage,
+            finish_reason=self._finish(text, finish, blocked, categories, notes), model=version or model, notes=notes,
         ))
+
+    def _raise_stream_error(self, obj: Any, what: str, key: str | None) -> None:
+        """An error inside the stream, typed by its own HTTP code, with the provider's message."""
+        message, code = failures.provider_message(obj)
+        status = obj["error"].get("code") if isinstance(obj["error"], dict) else None
+        status = status if isinstance(status, int) and not isinstance(status, bool) and 400 <= status < 600 else 500
+        raise failures.error_for_status(status, message, code, provider=self.id, key=key, what=what)
 
     def embed(self, texts: Sequence[str], model: str, timeout_s: float = 120.0) -> np.ndarray:
         """embedContent for one text, batchEmbedContents (100 per request) for more."""
@@ -177,8 +206,29 @@ class GeminiProvider:
             vectors.extend(e.get("values") for e in got)
         return shape.vectors(vectors, "embeddings[{}].values")
 
+    def list_models(self, timeout_s: float) -> list[dict[str, Any]]:
+        """``GET /v1beta/models`` (paged) as rows (adapters/listing.py)."""
+        from . import listing
+
+        headers, key = self._headers()
+        pager = listing.Pager(self._ctx.http_client(), self.id, headers, key, timeout_s, self._max_body, "model listing")
+        return listing.gemini_models(pager, self.entry.endpoint, str(self.entry.extra.get("api_version", "v1beta")))
+
     def close(self) -> None:
         """Nothing to release: the HTTP client belongs to the runtime."""
+
+
+def blocked_categories(shape: Shape, obj: Any, at: str) -> list[str]:
+    """The categories of ``obj``'s safetyRatings marked ``blocked``, else those rated HIGH."""
+    where = f"{at}.safetyRatings".lstrip(".")
+    ratings = shape.items(obj, "safetyRatings", dict, at=at)
+    flagged = ([(i, r) for i, r in enumerate(ratings) if r.get("blocked") is True]
+               or [(i, r) for i, r in enumerate(ratings) if r.get("probability") == "HIGH"])
+    return [shape.get(r, "category", str, at=f"{where}[{i}]", default="?") for i, r in flagged]
+
+
+def _why(reason: str, categories: list[str]) -> str:
+    return f"{reason}: {', '.join(categories)}" if categories else reason
 
 
 def factory(entry: Any, context: Any) -> GeminiProvider:

@@ -43,6 +43,9 @@ MAX_BODY = 32 << 20  # bytes of one answer, decompressed, unless [limits] max_bo
 MAX_ERROR_BODY = 64 << 10  # bytes of an error answer we read: its message is cut to MAX_MESSAGE anyway
 MAX_LINE = 1 << 20  # bytes of one event-stream line; a streamed delta is a few hundred
 MAX_EVENT = 8 << 20  # bytes of one event's data lines together
+#: the event name :meth:`SSEStream.events` gives a JSON text sent outside any ``data:`` line
+#: (``bare_json=True``: Gemini sends some mid-stream errors so, pretty-printed or not)
+BARE_JSON = "(bare json)"
 
 def bearer(key: str | None) -> dict[str, str]:
     """The Authorization header for a key, or nothing for a key-less endpoint."""
@@ -96,6 +99,19 @@ def _text(content: bytes | bytearray, charset: str | None) -> str:
         return content.decode("utf-8", errors="replace")
 
 
+def _json_text(text: bytearray, last: bytes) -> str | None:
+    """``text`` decoded when it is one JSON text, tried only when its ``last`` line could close
+    it (unindented, ending in ``}`` or ``]``), so a long stray text is not parsed line by line."""
+    if last[:1] in (b" ", b"\t") or not last.rstrip().endswith((b"}", b"]")):
+        return None
+    try:
+        decoded = text.decode("utf-8")
+        json.loads(decoded)
+    except ValueError:  # UnicodeDecodeError included
+        return None
+    return decoded
+
+
 def _size(size: int) -> str:
     return f"{size / (1 << 20):g} MiB" if size >= 1 << 20 else f"{size} bytes"
 
@@ -117,7 +133,7 @@ class HTTPCall:
         self,
         client: httpx.Client,
         url: str,
-        body: Mapping[str, Any],
+        body: Mapping[str, Any] | None,
         *,
         headers: Mapping[str, str],
         timeout_s: float,
@@ -126,8 +142,10 @@ class HTTPCall:
         what: str,
         max_body: int | None = None,
         deadline: float | None = None,
+        method: str = "POST",
     ) -> None:
         self.client, self.url, self.body, self.headers = client, url, body, headers
+        self.method = method  # "GET" (with body None) for a listing
         self.timeout_s, self.provider, self.key, self.what = timeout_s, provider, key, what
         self.max_body = MAX_BODY if max_body is None else max_body
         self.deadline = limits.Deadline(timeout_s, min(CONNECT_TIMEOUT_S, timeout_s), deadline)
@@ -154,7 +172,7 @@ class HTTPCall:
         if accept:
             headers["Accept"] = accept
         self.deadline.refresh()
-        return self.client.build_request("POST", self.url, json=self.body, headers=headers,
+        return self.client.build_request(self.method, self.url, json=self.body, headers=headers,
                                          extensions={"timeout": self.deadline.timeouts, "trace": self.deadline.refresh})
 
     def send(self, accept: str | None = None) -> httpx.Response:
@@ -281,6 +299,12 @@ def post_text(client: httpx.Client, url: str, body: Mapping[str, Any], **call: A
     return HTTPCall(client, url, body, **call).text()
 
 
+def get_json(client: httpx.Client, url: str, **call: Any) -> Any:
+    """GET ``url`` (query included) and return the decoded JSON answer, or raise a typed
+    error; the same ladder, limits and deadline as a POST (``call``: as for :func:`post_json`)."""
+    return HTTPCall(client, url, None, method="GET", **call).json()
+
+
 class SSEStream:
     """A streamed POST whose answer is server-sent events, as ``(event, data)`` pairs.
 
@@ -291,9 +315,15 @@ class SSEStream:
     The response is always closed. When the events end normally the rest of the body is
     read first, so the connection goes back to the pool and the next call reuses it
     (closing a half-read response would drop the connection instead).
+
+    ``bare_json=True``: lines outside the SSE fields that form a JSON text (one line, or
+    several from a line opening with ``{`` or ``[`` to an unindented closing one) are
+    yielded as a :data:`BARE_JSON` event; other stray text stays ignored.
     """
 
-    def __init__(self, client: httpx.Client, url: str, body: Mapping[str, Any], **call: Any) -> None:
+    def __init__(self, client: httpx.Client, url: str, body: Mapping[str, Any], *, bare_json: bool = False,
+                 **call: Any) -> None:
+        self.bare_json = bare_json
         self.call = HTTPCall(client, url, body, **call)
         self.response = self.call.send(accept="text/event-stream")
         self._refuse_other_media()
@@ -343,7 +373,22 @@ class SSEStream:
         stream shows as a broken event rather than a quiet end."""
         event = ""
         data: bytearray | None = None  # None until the event's first data line
+        stray: bytearray | None = None  # the lines of a bare JSON text so far (bare_json=True)
         for line in self._lines:
+            if self.bare_json and (stray is not None or line[:1] in (b"{", b"[")):
+                if stray is not None and (not line or line.startswith((b"data:", b"event:"))):
+                    stray = None  # it was not JSON: ignored like any line that is no SSE field
+                else:
+                    if stray is None:
+                        stray = bytearray(line)
+                    else:
+                        stray += b"\n" + line  # in place: a long stray text is not copied per line
+                    found = _json_text(stray, line)
+                    if found is not None:
+                        yield BARE_JSON, found
+                    if found is not None or len(stray) > MAX_EVENT:  # too big to be an error: ignored
+                        stray = None
+                    continue
             if not line:
                 if data is not None:
                     yield event, data.decode("utf-8", errors="replace")

@@ -302,6 +302,13 @@ class LlamaLocalProvider:
             raise _classify(exc, self.id) from None
         return np.asarray(rows, dtype=np.float32).reshape(len(texts), -1)
 
+    def list_models(self, timeout_s: float) -> list[dict[str, Any]]:
+        """The built-in names and the GGUF files in the home's models folder, with the
+        context length each file's header states (nothing is loaded; adapters/listing.py)."""
+        from .listing import local_models
+
+        return local_models(self.home)
+
     def close(self) -> None:
         with self._lock:
             models, self._models = list(self._models.values()), {}

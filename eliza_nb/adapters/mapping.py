@@ -10,9 +10,11 @@ cases themselves (``own``) before calling it, so their notes come first.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
+from ..core.catalog import NO_RULES, ModelRules
 from ..core.settings import SETTINGS, ModelSettings
 
 
@@ -54,6 +56,34 @@ def wire_settings(settings: ModelSettings, protocol: str, provider: str, notes: 
         elif not spec.is_neutral(value):
             out[wire] = list(value) if isinstance(value, tuple) else value
     return out
+
+
+def family_settings(settings: ModelSettings, rules: ModelRules, provider: str, model: str,
+                    notes: list[str], defaults: ModelSettings | None = None) -> ModelSettings:
+    """``settings`` without what the model's family rejects (catalog ``model_rules``): each
+    ``drop_settings`` entry, and all but the first set one of a ``one_of`` group, dropped with a
+    note. A dropped value equal to the provider's catalog default (``defaults``) goes silently:
+    the user did not ask for it, and a note on every call would be noise."""
+    if rules is NO_RULES:
+        return settings
+    gone: dict[str, None] = {}
+    for name in sorted(rules.drop_settings):
+        value = getattr(settings, name)
+        if defaults is None or value != getattr(defaults, name):
+            drop(notes, provider, name, value, rules.why or f"{model} does not take it")
+        gone[name] = None
+    chosen = [n for n in rules.one_of if n not in gone and not is_neutral(n, getattr(settings, n))]
+    if len(chosen) > 1:
+        # What the user set beats the catalog's default; among equals, the first listed.
+        asked = [n for n in chosen if defaults is None or getattr(settings, n) != getattr(defaults, n)]
+        kept = (asked or chosen)[0]
+        for name in chosen:
+            if name != kept:
+                value = getattr(settings, name)
+                if name in asked:
+                    drop(notes, provider, name, value, f"{model} takes {kept} or {name}, not both; {kept} was sent")
+                gone[name] = None
+    return dataclasses.replace(settings, **gone) if gone else settings
 
 
 def configured_drops(extra: Mapping[str, Any]) -> frozenset[str]:

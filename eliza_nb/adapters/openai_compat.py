@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import BadResponseError, ConfigError, TransientError
-from ..core.types import Completion, ImageResult, Request, Usage, sniff_image_mime
+from ..core.types import REFUSAL_NOTE, Completion, ImageResult, Request, Usage, sniff_image_mime
 from . import failures, http
 from .base import StreamChunk
-from .mapping import cap_list, configured_drops, drop, image_size, wire_settings
+from .mapping import cap_list, configured_drops, drop, family_settings, image_size, wire_settings
 from .shape import Shape
 
 
@@ -65,10 +65,20 @@ class OpenAICompatProvider:
     def _body(self, request: Request, stream: bool) -> tuple[dict[str, Any], list[str]]:
         s = request.settings
         notes: list[str] = []
-        body: dict[str, Any] = {"model": request.target.model, "messages": [m.as_dict() for m in request.messages]}
+        model = request.target.model
+        body: dict[str, Any] = {"model": model, "messages": [m.as_dict() for m in request.messages]}
+        # The model family's own rules (catalog model_rules): reasoning models take
+        # max_completion_tokens and reject sampling settings.
+        rules = self.entry.rules_for(model)
+        s = family_settings(s, rules, self.id, model, notes, self.entry.settings)
+        own = ["stop", "repetition_penalty"]
         if s.stop:
             body["stop"] = cap_list(notes, "stop", s.stop, self._max_stop, self.id)
-        body.update(wire_settings(s, "openai", self.id, notes, own=("stop", "repetition_penalty"), drops=self._drops))
+        if rules.max_tokens_param:
+            own.append("max_output_tokens")
+            if s.max_output_tokens is not None:
+                body[rules.max_tokens_param] = s.max_output_tokens
+        body.update(wire_settings(s, "openai", self.id, notes, own=own, drops=self._drops))
         if s.repetition_penalty is None:
             pass
         elif self._rep_param and "repetition_penalty" not in self._drops:
@@ -106,10 +116,13 @@ class OpenAICompatProvider:
         choices = shape.items(data, "choices", dict, required=True)
         choice = choices[0] if choices else {}
         message = shape.get(choice, "message", dict, at="choices[0]", default={})
+        text = shape.get(message, "content", str, at="choices[0].message", default="")
+        refusal = shape.get(message, "refusal", str, at="choices[0].message", default="")
+        finish = answer_shape(text or refusal, bool(refusal), shape.get(choice, "finish_reason", str, at="choices[0]"), notes)
         return Completion(
-            text=shape.get(message, "content", str, at="choices[0].message", default=""),
+            text=text or refusal,  # a refusal (content null) is the answer's text
             usage=shape.usage(data, "usage", "prompt_tokens", "completion_tokens"),
-            finish_reason=shape.get(choice, "finish_reason", str, at="choices[0]"),
+            finish_reason=finish,
             model=shape.get(data, "model", str) or request.target.model,
             notes=notes,
         )
@@ -123,7 +136,7 @@ class OpenAICompatProvider:
         parts: list[str] = []
         usage = None
         finish = model = None
-        done = False
+        done = refused = False
         try:
             for n, (_, data) in enumerate(sse.events()):
                 if data.startswith("[DONE]"):
@@ -143,6 +156,10 @@ class OpenAICompatProvider:
                         continue
                     delta = shape.get(choice, "delta", dict, at=where, default={})
                     text = shape.get(delta, "content", str, at=f"{where}.delta")
+                    refusal = shape.get(delta, "refusal", str, at=f"{where}.delta")
+                    if refusal:  # streamed like text: the refusal is the answer's text
+                        refused = True
+                        text = (text or "") + refusal
                     if text:
                         parts.append(text)
                         yield StreamChunk(text=text)
@@ -153,9 +170,10 @@ class OpenAICompatProvider:
             sse.close()
             raise
         sse.finish()
+        text = "".join(parts)
         yield StreamChunk(completion=Completion(
-            text="".join(parts), usage=usage or Usage(),
-            finish_reason=finish, model=model or request.target.model, notes=notes,
+            text=text, usage=usage or Usage(),
+            finish_reason=answer_shape(text, refused, finish, notes), model=model or request.target.model, notes=notes,
         ))
 
     # -- embeddings ------------------------------------------------------------------------
@@ -188,12 +206,20 @@ class OpenAICompatProvider:
         if self.entry.extra.get("image_endpoint"):
             return self._job_image(prompt, model, options, timeout_s)
         notes: list[str] = []
-        body: dict[str, Any] = {"model": model, "prompt": prompt, "n": 1, "response_format": "b64_json"}
+        rules = self.entry.rules_for(model)
+        body: dict[str, Any] = {"model": model, "prompt": prompt, "n": 1}
+        if rules.image_response_format:  # gpt-image models always answer in base64 and reject the field
+            body["response_format"] = "b64_json"
         width, height = image_size(options)
-        if width and height:
+        if "size" in rules.drop_image_options:
+            drop(notes, self.id, "size", options.get("size") or (f"{width}x{height}" if width and height else None),
+                 f"{model} does not take it")
+        elif width and height:
             body["size"] = f"{width}x{height}"
         for name in ("quality", "style"):
-            if options.get(name) is not None:
+            if name in rules.drop_image_options:
+                drop(notes, self.id, name, options.get(name), f"{model} does not take it")
+            elif options.get(name) is not None:
                 body[name] = options[name]
         for name in ("steps", "seed", "negative_prompt", "guidance"):
             drop(notes, self.id, name, options.get(name), "OpenAI-style image APIs do not take it")
@@ -250,8 +276,33 @@ class OpenAICompatProvider:
             raise BadResponseError(f"{what}: expected an image URL, got {failures.scrub(text[:60], key)!r}", provider=self.id)
         return ImageResult(url=text, notes=notes)
 
+    def list_models(self, timeout_s: float) -> list[dict[str, Any]]:
+        """The endpoint's ``GET /models`` as rows (adapters/listing.py). A catalog entry with
+        ``list_models = false`` (or a reason string) has no listing endpoint and says so."""
+        from . import listing
+
+        has = self.entry.extra.get("list_models", True)
+        if has is not True:
+            raise listing.no_listing(self.id, has if isinstance(has, str) else "list_models = false in its catalog entry")
+        headers, key = self._auth(self._base + "/models")
+        pager = listing.Pager(self._ctx.http_client(), self.id, headers, key, timeout_s, self._max_body, "model listing")
+        return listing.openai_models(pager, self._base)
+
     def close(self) -> None:
         """Nothing to release: the HTTP client belongs to the runtime."""
+
+
+def answer_shape(text: str, refused: bool, finish: str | None, notes: list[str]) -> str | None:
+    """The finish reason of a chat answer, with a note for the shapes a reader must not
+    miss: a refusal (``message.refusal``; its text is the answer) and an answer the
+    provider's content filter stopped (never a silent empty answer)."""
+    if refused:
+        notes.append(f"{REFUSAL_NOTE} (message.refusal): the refusal is the answer's text")
+        return "refusal"
+    if finish == "content_filter":
+        notes.append("the answer was blocked (content_filter); nothing was generated" if not text else
+                     "the answer was blocked (content_filter) part-way; the text ends there")
+    return finish
 
 
 def factory(entry: Any, context: Any) -> OpenAICompatProvider:

@@ -11,6 +11,7 @@ Adding an OpenAI-compatible provider is a table in ``$ELIZA_NB_HOME/config.toml`
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import os
 import re
@@ -22,7 +23,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .home import deep_merge, tomllib
-from .settings import ModelSettings
+from .settings import SETTINGS, ModelSettings
 from .types import ModelClass
 
 PROTOCOLS = ("openai", "anthropic", "claude_vertex", "google", "llama_local")
@@ -46,6 +47,64 @@ def parse_model_class(value: str | ModelClass) -> ModelClass:
 
 
 @dataclass(frozen=True)
+class Retirement:
+    """A model id its owner retired (or will retire on ``on``), and what to use instead."""
+
+    model: str
+    on: dt.date
+    use: str | None = None
+    source: str = ""
+
+    def is_past(self, today: dt.date) -> bool:
+        return self.on <= today
+
+    def advice(self, provider: str, model_class: str) -> str:
+        """How to move on, in one clause: the replacement and the three ways to set it."""
+        if not self.use:
+            return f"choose another model (%eliza models -p {provider})"
+        env = f"{model_class.upper()}_{provider.upper()}_MODEL"
+        return (f"use {self.use} (on the cell: -m {self.use}; for the session: %eliza config set model {self.use}; "
+                f"or set {env}={self.use})")
+
+
+@dataclass(frozen=True)
+class ModelRules:
+    """Wire differences of a model family on a provider (catalog ``[[providers.X.model_rules]]``):
+    which field carries max_output_tokens, settings or image options it rejects. Several rules
+    matching one model id merge (later scalars win, drop lists add up)."""
+
+    max_tokens_param: str | None = None
+    drop_settings: frozenset[str] = frozenset()
+    why: str | None = None  # the reason shown in a drop note
+    image_response_format: bool = True
+    drop_image_options: frozenset[str] = frozenset()
+    #: settings of which the family takes only one: the first that is set is sent
+    one_of: tuple[str, ...] = ()
+
+    def then(self, later: ModelRules) -> ModelRules:
+        """These rules with ``later``'s on top."""
+        return ModelRules(
+            max_tokens_param=later.max_tokens_param or self.max_tokens_param,
+            drop_settings=self.drop_settings | later.drop_settings,
+            why=later.why or self.why,
+            image_response_format=self.image_response_format and later.image_response_format,
+            drop_image_options=self.drop_image_options | later.drop_image_options,
+            one_of=later.one_of or self.one_of,
+        )
+
+
+@dataclass(frozen=True)
+class ModelRule:
+    """One catalog rule: the model ids it matches (``re.match``) and what it says."""
+
+    match: re.Pattern[str]
+    rules: ModelRules
+
+
+NO_RULES = ModelRules()
+
+
+@dataclass(frozen=True)
 class ProviderEntry:
     """One provider's row of the catalog."""
 
@@ -59,10 +118,24 @@ class ProviderEntry:
     prices: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     rate_limit: Mapping[str, float] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
+    retired: Mapping[str, Retirement] = field(default_factory=dict)
+    model_rules: tuple[ModelRule, ...] = ()
 
     @property
     def needs_key(self) -> bool:
         return bool(self.key_env)
+
+    def retirement(self, model: str) -> Retirement | None:
+        """The retirement record of ``model`` on this provider, if its owner retired it."""
+        return self.retired.get(model) if self.retired else None
+
+    def rules_for(self, model: str) -> ModelRules:
+        """The merged wire rules of every ``model_rules`` entry whose pattern matches ``model``."""
+        merged = NO_RULES
+        for rule in self.model_rules:
+            if rule.match.match(model):
+                merged = merged.then(rule.rules)
+        return merged
 
     def model_for(self, model_class: ModelClass, catalog: Catalog | None = None) -> str:
         """The model id for a class, or a one-line error naming providers that offer it."""
@@ -108,7 +181,8 @@ def _entry_from_table(pid: str, table: Mapping[str, Any], env: Mapping[str, str]
         settings = ModelSettings.from_mapping(table.get("settings"))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"provider {pid}: {exc}") from None
-    known = {"protocol", "endpoint", "key_env", "models", "settings", "embedding_dims", "prices", "rate_limit"}
+    known = {"protocol", "endpoint", "key_env", "models", "settings", "embedding_dims", "prices", "rate_limit",
+             "retired", "model_rules"}
     return ProviderEntry(
         id=pid,
         protocol=protocol,
@@ -120,7 +194,51 @@ def _entry_from_table(pid: str, table: Mapping[str, Any], env: Mapping[str, str]
         prices=dict(table.get("prices") or {}),
         rate_limit=dict(table.get("rate_limit") or {}),
         extra={k: v for k, v in table.items() if k not in known},
+        retired=_retirements(pid, table.get("retired") or {}),
+        model_rules=tuple(_model_rule(pid, i, r) for i, r in enumerate(table.get("model_rules") or [])),
     )
+
+
+def _retirements(pid: str, table: Mapping[str, Any]) -> dict[str, Retirement]:
+    out: dict[str, Retirement] = {}
+    for model, row in table.items():
+        if not isinstance(row, Mapping) or "on" not in row:
+            raise ConfigError(f"provider {pid}: retired.{model!r} needs {{ on = \"YYYY-MM-DD\", use = \"...\" }}")
+        on = row["on"]
+        try:
+            day = on if isinstance(on, dt.date) else dt.date.fromisoformat(str(on))
+        except ValueError:
+            raise ConfigError(f"provider {pid}: retired.{model!r}: on = {on!r} is not a YYYY-MM-DD date") from None
+        use = row.get("use")
+        out[str(model)] = Retirement(str(model), day, str(use) if use else None, str(row.get("source") or ""))
+    return out
+
+
+def _model_rule(pid: str, i: int, row: Any) -> ModelRule:
+    where = f"provider {pid}: model_rules[{i}]"
+    if not isinstance(row, Mapping) or not isinstance(row.get("match"), str):
+        raise ConfigError(f"{where} needs match = \"<regular expression on the model id>\"")
+    unknown = set(row) - {"match", "max_tokens_param", "drop_settings", "why", "image_response_format",
+                          "drop_image_options", "one_of"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    try:
+        pattern = re.compile(row["match"])
+    except re.error as exc:
+        raise ConfigError(f"{where}: match {row['match']!r} is not a regular expression ({exc})") from None
+    drops = frozenset(str(x) for x in row.get("drop_settings") or ())
+    one_of = tuple(str(x) for x in row.get("one_of") or ())
+    nameless = (drops | set(one_of)) - set(SETTINGS)
+    if nameless:
+        raise ConfigError(f"{where}: drop_settings / one_of names no setting: {', '.join(sorted(nameless))}")
+    return ModelRule(pattern, ModelRules(
+        max_tokens_param=row.get("max_tokens_param"),
+        drop_settings=drops,
+        why=row.get("why"),
+        image_response_format=bool(row.get("image_response_format", True)),
+        drop_image_options=frozenset(str(x) for x in row.get("drop_image_options") or ()),
+        one_of=one_of,
+    ))
 
 
 def builtin_table() -> dict[str, Any]:

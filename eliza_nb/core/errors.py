@@ -57,6 +57,11 @@ class NotFoundError(ElizaError):
     """404 or "model not found/not available": fail over at once."""
 
 
+class ModelRetired(NotFoundError):
+    """The model id was retired by its owner (the catalog's ``retired`` table, or the
+    provider's own "decommissioned" answer); the message names the replacement. Fails over."""
+
+
 class RateLimitedError(ElizaError):
     """429: retried after Retry-After or a backoff."""
 
@@ -100,6 +105,20 @@ class BadResponseError(ElizaError):
 class InvalidRequestError(ElizaError):
     """Another 4xx: the provider refused this request as malformed. Not retried (it would
     fail the same way); another provider in a failover chain may still take it."""
+
+
+class ContentBlocked(ElizaError):
+    """A provider's filter blocked the prompt or the answer and nothing was generated
+    (Gemini's blockReason / SAFETY, an empty OpenAI ``content_filter`` answer). Raised only
+    with ``strict=True`` / ``--strict``; otherwise the empty answer comes back with
+    ``finish_reason`` "blocked" or "content_filter" and a note. A refusal is not a block:
+    the model answered, and its refusal is the text.
+
+    Not retried: the same provider blocks the same prompt again. Failed over: filters
+    differ between providers (Gemini's RECITATION check and Azure's content filter have no
+    counterpart elsewhere), and a failover chain is the user's request for an answer from
+    the next provider when this one gives none.
+    """
 
 
 class StreamInterrupted(ElizaError):

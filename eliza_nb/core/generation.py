@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import redact
 from .cache.generations import cached_generation, hide_keys, single_flight, store_generation
-from .errors import BadResponseError, ConfigError, ContextTooLongError, ElizaError, StreamInterrupted
+from .errors import BadResponseError, ConfigError, ContentBlocked, ContextTooLongError, ElizaError, StreamInterrupted
 from .ladder import Climb, Job, climb
 from .ledger import cost_usd
 from .ratelimit import estimate_request_tokens
@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from .runtime import Runtime
 
 #: the options of generate/stream that are not model settings
-CALL_OPTIONS = ("provider", "model_class", "model", "preset", "system", "timeout_s", "failover", "truncation", "cache")
+CALL_OPTIONS = ("provider", "model_class", "model", "preset", "system", "timeout_s", "failover", "truncation", "cache",
+                "strict")
 
 
 @dataclass
@@ -41,6 +42,7 @@ class Plan:
     truncation: str | None = "keep-recent"
     selection: str | None = None
     cache: bool = False  # look the request up in / store it to the generation cache
+    strict: bool = False  # an empty answer a provider's filter blocked raises ContentBlocked
 
 
 def plan_call(rt: Runtime, prompt: Any, options: Mapping[str, Any]) -> Plan:
@@ -74,7 +76,7 @@ def plan_call(rt: Runtime, prompt: Any, options: Mapping[str, Any]) -> Plan:
         timeout_s=check_timeout(opts.get("timeout_s"), rt.retry.timeout_s),
         targets=rt.targets(primary, opts.get("failover")),
         cache=rt.cache.config.generation if opts.get("cache") is None else bool(opts["cache"]),
-        truncation=_truncation_option(rt, opts),
+        truncation=_truncation_option(rt, opts), strict=bool(opts.get("strict")),
     )
 
 
@@ -191,11 +193,15 @@ class TextJob(Job):
             completion = adapter.generate(payload)
         if completion is None:
             raise BadResponseError("the stream ended without a final message", provider=target.provider)
-        return Result(
+        result = Result(
             text=completion.text, provider=target.provider, model=completion.model or target.model,
             model_class=target.model_class.value, usage=completion.usage, latency_s=rt.clock() - t0,
             ttft_s=ttft, finish_reason=completion.finish_reason, notes=list(completion.notes),
         )
+        if self.plan.strict and result.blocked and not result.text:
+            # Nothing was shown (the text is empty), so the ladder may still fail over.
+            raise ContentBlocked(result.block_note() or "the answer was blocked", provider=target.provider)
+        return result
 
     def finish(self, rt: Runtime, target: Target, answer: Result, attempts: list[Attempt], notes: list[str]) -> Result:
         answer.attempts = list(attempts)

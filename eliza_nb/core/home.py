@@ -6,6 +6,7 @@ Layout::
       config.toml        user overrides: defaults, presets, providers, failover chains
       models/            converted local models (all-MiniLM-L6-v2 as GGUF)
       cache/             the persistent cache (SQLite, JSON + raw float32 only)
+      listings/          each provider's model listing (JSON, one file per provider; %eliza models)
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@
         for each try (at most RetryPolicy.max_attempts, all within max_total_s):
             cooling down?    another call just saw it fail: next target at once (the last
                              target gets one try, no retries)
-            key -> spending cap -> fit (budget, truncation) -> rate limit -> call
+            retired model? -> key -> spending cap -> fit (budget, truncation) -> rate limit -> call
                              the call gets min(timeout_s, the time left) for the whole attempt;
                              the rate limiter never waits past the time left
             ok               -> settle the rate limit, finish, store, one ledger row: done
@@ -124,6 +124,7 @@ def climb(rt: Runtime, job: Job, targets: Sequence[Target]) -> Climb:
             slot = None
             try:
                 entry = rt.catalog.get(target.provider)
+                retiring = rt.check_model(entry, target)
                 rt.check_key(entry)
                 rt.spending.check(entry, target.model, rt.ledger)
                 adapter = rt.adapter(target.provider)
@@ -132,6 +133,8 @@ def climb(rt: Runtime, job: Job, targets: Sequence[Target]) -> Climb:
                 slot = rt.ratelimits.acquire(entry.id, entry.rate_limit, reserve, max_wait=deadline - rt.clock())
                 if slot is not None and slot.waited_s > 0:
                     notes = [*notes, f"waited {slot.waited_s:.1f} s for {entry.id}'s rate limit"]
+                if retiring:
+                    notes = [*notes, retiring]
                 answer = yield from job.call(rt, adapter, target, payload, t0)
             except (GeneratorExit, KeyboardInterrupt) as exc:  # closed early, or the stop button
                 why = "stopped by the user" if isinstance(exc, KeyboardInterrupt) else "closed by the caller before the end"

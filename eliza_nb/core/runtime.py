@@ -6,6 +6,7 @@ The procedure every provider call follows is core/ladder.py.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import threading
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from . import registry
 from .cache.tiers import Cache, CacheConfig
 from .catalog import Catalog, ProviderEntry, find_key, parse_model_class
-from .errors import ConfigError, MissingKeyError
+from .errors import ConfigError, MissingKeyError, ModelRetired
 from .generation import GenerationStream, TextJob, plan_call
 from .home import home_dir, load_user_config
 from .ladder import Climb, climb, drain
@@ -121,6 +122,21 @@ class Runtime:
             aliases = f" (or {', '.join(entry.key_env[1:])})" if len(entry.key_env) > 1 else ""
             raise MissingKeyError(f"no API key: set {entry.key_env[0]}{aliases}", provider=entry.id)
 
+    def check_model(self, entry: ProviderEntry, target: Target) -> str | None:
+        """ModelRetired (one line: when, what to use, how to set it) when the catalog says
+        ``target``'s model id is retired; a note when it is only retiring."""
+        gone = entry.retirement(target.model)
+        if gone is None:
+            return None
+        advice = gone.advice(entry.id, target.model_class.value)
+        if gone.is_past(self.today()):
+            raise ModelRetired(f"{target.model} was retired by {entry.id} on {gone.on}; {advice}", provider=entry.id)
+        return f"{target.model} will be retired by {entry.id} on {gone.on}; {advice}"
+
+    def today(self) -> dt.date:
+        """The date retirements are compared with (a method, so tests can move it)."""
+        return dt.date.today()
+
     def adapter(self, pid: str) -> Any:
         """The adapter instance for a provider id (created once per runtime)."""
         entry = self.catalog.get(pid)
@@ -186,7 +202,9 @@ class Runtime:
 
     def generate(self, prompt: str | Iterable[Message | Mapping[str, str]], **options: Any) -> Result:
         """Generate text. ``options``: provider, model_class, model, preset, system, timeout_s,
-        failover, truncation, cache, and any model setting (temperature, max_tokens, stop, ...)."""
+        failover, truncation, cache, strict (an empty answer a provider's filter blocked raises
+        ContentBlocked instead of coming back with a note), and any model setting
+        (temperature, max_tokens, stop, ...)."""
         result: Result = drain(self.run(TextJob(self, plan_call(self, prompt, options), streaming=False)))
         return result
 
@@ -258,6 +276,15 @@ class Runtime:
             row["key_variable"], row["key_present"] = status.variable_names, status.present
             rows.append(row)
         return pd.DataFrame(rows)
+
+    def models(self, provider: str | None = None, refresh: bool = False) -> pd.DataFrame:
+        """The model ids each provider's own listing names (core/discovery.py): provider,
+        model, catalog_class, context_window, prices per 1M tokens, created, source. Cached in
+        the home for ``[models] ttl_hours`` (24); ``refresh=True`` asks again. ``provider=None``:
+        every usable provider; the skipped ones and every note are in ``df.attrs``."""
+        from .discovery import models
+
+        return models(self, provider, refresh)
 
     # -- lifecycle -------------------------------------------------------------------
     def close(self) -> None:

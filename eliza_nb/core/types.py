@@ -170,8 +170,19 @@ class Attempt:
     waited_s: float = 0.0
 
 
+#: finish reasons of an answer a provider's filter stopped (Gemini's blocked prompt or
+#: SAFETY / RECITATION / ... finish, OpenAI's content_filter): such an answer is never stored
+#: in the generation cache, and an empty one raises ContentBlocked under ``strict=True``.
+BLOCKED_REASONS = frozenset({"blocked", "content_filter"})
+#: how an adapter's note on a block begins ("the answer was blocked (SAFETY: ...); nothing was
+#: generated"): the footer shows that note as its own badge, and ContentBlocked says it
+BLOCK_NOTES = ("the answer was blocked", "the prompt was blocked")
+#: how an adapter's note on a refusal begins (finish_reason "refusal": the refusal is the text)
+REFUSAL_NOTE = "the model refused"
+
+
 #: One piece of a footer: (text, tone). Tones say how a renderer may mark it: "strong" (who
-#: answered), "good" (cache hit), "replay", "bad" (interrupted), "warn" (failed over),
+#: answered), "good" (cache hit), "replay", "bad" (interrupted, blocked), "warn" (failed over, refused),
 #: "note:N" (N notes joined with "; "), "" (plain).
 FooterPart = tuple[str, str]
 
@@ -223,6 +234,19 @@ class Result:
     def __str__(self) -> str:
         return self.text
 
+    @property
+    def blocked(self) -> bool:
+        """Whether a provider's filter stopped this answer (:data:`BLOCKED_REASONS`)."""
+        return self.finish_reason in BLOCKED_REASONS
+
+    def block_note(self) -> str | None:
+        """The adapter's note on a block or a refusal, or None (an answer that was neither)."""
+        if self.blocked:
+            return next((n for n in self.notes if n.startswith(BLOCK_NOTES)), f"the answer was blocked ({self.finish_reason})")
+        if self.finish_reason == "refusal":
+            return next((n for n in self.notes if n.startswith(REFUSAL_NOTE)), REFUSAL_NOTE)
+        return None
+
     def footer_parts(self) -> list[FooterPart]:
         """The footer as (text, tone) pieces: who answered, tokens, timing, settings, cache, notes."""
         u = self.usage
@@ -248,10 +272,13 @@ class Result:
             # Say why (a cut connection reads differently from the stop button), on this one line.
             why = next((n for n in self.notes if n.startswith("interrupted")), "interrupted")
             parts.append((why, "bad"))
+        shown = self.block_note()  # a block or a refusal is its own badge, never only a hover note
+        if shown:
+            parts.append((shown, "bad" if self.blocked else "warn"))
         if self.selection:
             parts.append((f"auto → {self.selection}", ""))
         parts += _tried(self.attempts)
-        notes = [n for n in self.notes if n and not (self.interrupted and n.startswith("interrupted"))]
+        notes = [n for n in self.notes if n and n != shown and not (self.interrupted and n.startswith("interrupted"))]
         if notes:
             parts.append(("; ".join(notes), f"note:{len(notes)}"))
         return parts

@@ -98,6 +98,7 @@ class GenerateArgs:
     format: str | None = None  # None: Eliza.default_format
     output: str | None = None
     no_cache: bool = False
+    strict: bool = False
     no_stream: bool = False
     no_interpolate: bool = False
     auto: bool = False
@@ -109,6 +110,8 @@ class GenerateArgs:
         opts.update((k, v) for k, v in self.settings.items() if v is not None)
         if self.no_cache:
             opts["cache"] = False  # even when [cache] generation = true
+        if self.strict:
+            opts["strict"] = True  # an empty blocked answer is a ContentBlocked error, not a note
         if self.auto and self.model_class is None:
             opts["model_class"] = "auto"  # the runtime picks, and the footer says why
         return opts
@@ -175,6 +178,8 @@ def generate_parser() -> MagicParser:
     p.add_argument("-f", "--format", choices=FORMATS, help="how to render the answer (default: markdown, or %%config Eliza.default_format)")
     p.add_argument("-o", "--output", type=identifier, metavar="VAR", help="store the Result in this variable")
     p.add_argument("--no-cache", dest="no_cache", action="store_true")
+    p.add_argument("--strict", action="store_true",
+                   help="a prompt or answer a provider's filter blocks is an error (ContentBlocked), not an empty answer")
     p.add_argument("--no-stream", dest="no_stream", action="store_true")
     p.add_argument("--no-interpolate", dest="no_interpolate", action="store_true")
     p.add_argument("--auto", action="store_true", help="choose the model class from the prompt (speed, complexity)")

@@ -129,6 +129,19 @@ def sse_then(events: list[str], *, every: float = 0.0, pings: float | None = Non
     return run
 
 
+def raw_stream(pieces: list[str], content_type: str = "text/event-stream") -> Behaviour:
+    """A chunked 200 answer of ``pieces`` written as given, one chunk each: any mix of SSE
+    lines and lines that are not SSE (a bare JSON error, pretty-printed or not)."""
+
+    def run(h: _Handler) -> None:
+        _start_chunked(h, content_type)
+        for piece in pieces:
+            _chunk(h, piece.encode())
+        h.wfile.write(b"0\r\n\r\n")
+
+    return run
+
+
 def compressed(data: bytes, *, status: int = 200, content_type: str = "application/json",
                encoding: str = "gzip") -> Behaviour:
     """``data`` already compressed, sent with ``Content-Encoding: encoding`` and its length."""

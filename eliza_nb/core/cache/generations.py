@@ -5,8 +5,8 @@ setting, seed included): :func:`generation_key` is public and deterministic, so 
 record/replay archive can be keyed the same way. Answers are stored as JSON records in
 the same two-tier cache as embeddings (never pickled). Only finished answers are stored:
 the pipeline reaches :func:`store_generation` only after a call succeeded, and an
-interrupted or cut stream never does. An answer that held a key (a server echoing the
-request's credentials) is returned with the key masked by :func:`hide_keys` and never stored.
+interrupted or cut stream never does, nor an answer a provider's filter blocked. An answer
+that held a key (a server echoing the request's credentials) is returned with the key masked by :func:`hide_keys` and never stored.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from collections.abc import Callable, Generator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .. import redact
+from ..types import BLOCKED_REASONS
 from .tiers import KEY_VERSION, Cache, canonical_json, decode_record, encode_record
 
 if TYPE_CHECKING:
@@ -87,8 +88,11 @@ def hide_keys(rt: Runtime, result: Result, *, every_secret: bool = False) -> Res
 
 
 def store_generation(cache: Cache, request: Any, result: Any) -> None:
-    """Keep a finished answer; never one marked interrupted, nor one that held a key."""
+    """Keep a finished answer; never one marked interrupted, nor one that held a key, nor
+    one a provider's filter blocked (types.BLOCKED_REASONS: the next call should ask again)."""
     if result.interrupted or result.finish_reason == "interrupted" or not isinstance(result.text, str):
+        return
+    if result.finish_reason in BLOCKED_REASONS:
         return
     if KEY_NOTE in result.notes or redact.mask_answer(result.text)[1]:  # masked, or holding a key sent unmasked
         return

@@ -93,6 +93,22 @@ def provider_options(rt: Any) -> list[tuple[str, str]]:
     return [(f"{entry.id} — {key_status(entry, rt.env).phrase}", entry.id) for entry in rt.catalog]
 
 
+def model_options(rt: Any, provider: str) -> tuple[str, ...]:
+    """The model ids the provider's cached listing names (``%eliza models -p X`` fills it),
+    catalog ids first; () when nothing is cached. Never a network call."""
+    from ...core.discovery import cached_ids
+
+    try:
+        entry = rt.catalog.get(provider)
+    except ElizaError:
+        return ()
+    ids = cached_ids(rt.home, entry)
+    if not ids:
+        return ()
+    ours = [m for m in dict.fromkeys(entry.models.values()) if m in ids]
+    return tuple(dict.fromkeys([*ours, *ids]))
+
+
 class ParameterPanel(W.VBox):
     """Provider, model class, model id, preset and a control per model setting (sliders,
     number boxes, stop chips), bound to ``runtime.session`` (the shared runtime's by default).
@@ -107,8 +123,10 @@ class ParameterPanel(W.VBox):
                                    layout=W.Layout(width=_WIDTH)).add_class("eliza-provider")
         self.model_class = W.ToggleButtons(options=["small", "medium", "large"]).add_class("eliza-model-class")
         self.model_class.style.button_width = "80px"
-        self.model = W.Text(description="model id", style=_LABEL, continuous_update=False,
-                            layout=W.Layout(width=_WIDTH)).add_class("eliza-model")
+        # A Combobox: any id may be typed; the ids of the provider's cached listing
+        # (%eliza models) are offered. Read from the cache only: drawing makes no network call.
+        self.model = W.Combobox(description="model id", style=_LABEL, continuous_update=False, ensure_option=False,
+                                layout=W.Layout(width=_WIDTH)).add_class("eliza-model")
         self.preset = W.ToggleButtons(options=[("none", ""), *[(n, n) for n in rt.presets.names()]],
                                       ).add_class("eliza-preset")
         self.preset.style.button_width = "80px"
@@ -189,6 +207,9 @@ class ParameterPanel(W.VBox):
                 self.provider.options = options
             self.provider.value = state.provider
             self.model_class.value = state.model_class if state.model_class in self.model_class.options else "small"
+            listed = model_options(rt, state.provider)
+            if tuple(self.model.options) != listed:
+                self.model.options = listed
             self.model.value = state.model or ""
             self.preset.value = state.preset or ""
             try:
