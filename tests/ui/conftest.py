@@ -95,6 +95,8 @@ CELLS = [
     "    prompt_tokens=10, completion_tokens=5, tokens_per_s=5 / l, cost_usd=0.0, cache_hit=False, score=s, error=None)\n"
     "    for m, l, s in [('fast', 0.1, 0.5), ('slow', 0.9, 1.0), ('mid', 0.4, 0.7)] for c in ('a', 'b')])\n"
     "eliza_nb.benchmark_view(runs)",                                                                          # 8
+    "listed = eliza_nb.models('llama_local')\nprint('LISTED', len(listed))\npanel2 = eliza_nb.panel()\npanel2",  # 9
+    "print('NEXT MODEL', eliza_nb.runtime().session.state.model)",                                          # 10
 ]
 
 

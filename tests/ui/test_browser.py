@@ -4,7 +4,8 @@ chromium driven by Playwright, the local models answering.
 JupyterLab: Run All; the parameter panel renders; moving its temperature slider changes
 the temperature the next generate uses (read back from a later cell's output); the
 playground streams an answer; the embedding explorer draws its points, shows a text on
-hover and lists neighbours on click; the benchmark view sorts on a header click.
+hover and lists neighbours on click; the benchmark view sorts on a header click; after
+``eliza_nb.models``, a panel's model id field offers the listed ids and picking one sets the session.
 Notebook 7: the same notebook renders the panel, playground and explorer.
 """
 
@@ -57,7 +58,7 @@ def test_jupyterlab_panel_playground_explorer(jupyter, page):
     cells = page.locator(".jp-Notebook .jp-Cell")
 
     # -- the parameter panel renders, bound to the session -------------------------------
-    panel = page.locator(".eliza-panel")
+    panel = page.locator(".eliza-panel").first  # cell 9 draws a second one
     expect(panel).to_be_visible(timeout=90_000)
     expect(output(cells, 0)).to_contain_text("LOADED llama_local")
     expect(output(cells, 3)).to_contain_text("USED temperature 0.3")  # the catalog's value
@@ -120,6 +121,18 @@ def test_jupyterlab_panel_playground_explorer(jupyter, page):
     bench.locator("th[data-column='p50_latency_s']").click()  # second click: descending
     expect(bench.locator("th[data-column='p50_latency_s']")).to_contain_text("▼")
     expect(first_model).to_have_text("slow")
+
+    # -- the model id field offers the listed ids; picking one reaches the session ----------
+    expect(output(cells, 9).first).to_contain_text("LISTED")
+    model_box = page.locator(".eliza-panel").nth(1).locator(".eliza-model input")
+    listed = model_box.evaluate("el => Array.from(el.list ? el.list.options : []).map(o => o.value)")
+    assert "smollm2-135m-instruct" in listed and "all-minilm-l6-v2" in listed, listed
+    model_box.fill("all-minilm-l6-v2")
+    model_box.press("Enter")
+    expect(page.locator(".eliza-panel").nth(1).locator(".eliza-panel-status")).to_contain_text(
+        "next call: llama_local:all-minilm-l6-v2")
+    rerun(page, cells, 10)
+    expect(output(cells, 10)).to_contain_text("NEXT MODEL all-minilm-l6-v2")
     if SHOTS:
         page.screenshot(path=os.path.join(SHOTS, "jupyterlab.png"), full_page=True)
     assert not page.errors, page.errors
@@ -129,8 +142,8 @@ def test_notebook7_renders_the_widgets(jupyter, page):
     base, token, _, _ = jupyter
     open_notebook(page, f"{base}/notebooks/ui_nb7.ipynb?token={token}")
     run_all(page)
-    expect(page.locator(".eliza-panel")).to_be_visible(timeout=90_000)
-    expect(page.locator(".eliza-panel .eliza-panel-status")).to_contain_text("next call: llama_local:smollm2-135m-instruct")
+    expect(page.locator(".eliza-panel").first).to_be_visible(timeout=90_000)
+    expect(page.locator(".eliza-panel .eliza-panel-status").first).to_contain_text("next call: llama_local:smollm2-135m-instruct")
     expect(page.locator(".eliza-playground button.eliza-run")).to_be_visible()
     expect(page.locator("circle.eliza-explorer-point")).to_have_count(6)
     expect(page.locator(".eliza-bench-table")).to_be_visible()
