@@ -247,13 +247,16 @@ class VertexClaudeProvider(AnthropicProvider):
 
     def _endpoint(self, model: str, stream: bool) -> tuple[str, dict[str, str], str | None]:
         token = self._ctx.get_key(self.entry) or self._google_auth_token()
-        region = self._setting(self.REGION_VARS, "region") or "us-east5"
+        region = self._setting(self.REGION_VARS, "region") or "global"
         project = self._setting(self.PROJECT_VARS, "project") or self._creds_project
         if not project:
             raise MissingKeyError(f"no Google Cloud project: set {self.PROJECT_VARS[0]} "
                                   f"(or project = \"...\" under [providers.{self.id}])", provider=self.id)
         hosts = {**REGION_HOSTS, **(self.entry.extra.get("region_hosts") or {})}
-        base = str(hosts[region]).rstrip("/") if region in hosts else self.entry.endpoint.format(region=region).rstrip("/")
+        if "{region}" in self.entry.endpoint and region in hosts:
+            base = str(hosts[region]).rstrip("/")
+        else:  # a single region, or an endpoint of the user's own (a proxy, a loopback test server)
+            base = self.entry.endpoint.format(region=region).rstrip("/")
         method = "streamRawPredict" if stream else "rawPredict"
         url = f"{base}/v1/projects/{project}/locations/{region}/publishers/anthropic/models/{model}:{method}"
         return url, http.bearer(token), token

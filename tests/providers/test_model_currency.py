@@ -221,3 +221,14 @@ def test_what_the_user_set_beats_the_catalog_default_in_a_one_of_group(home, fau
     body = fault_server.requests[-1].body
     assert body["top_p"] == 0.85 and "temperature" not in body
     assert not any("temperature" in n for n in result.notes)  # the catalog's default goes quietly
+
+
+def test_a_vertex_endpoint_of_the_users_own_is_kept_in_the_global_region(home, fault_server):
+    """The region hosts replace the catalog's {region} template only: a proxy stays a proxy."""
+    fault_server.script("/v1/projects/p/locations/global/publishers/anthropic/models/claude-x:rawPredict",
+                        fs.json_reply(ANTHROPIC_OK))
+    rt = Runtime(home, config={"providers": {"claude_vertex": {"endpoint": fault_server.url, "project": "p",
+                                                               "models": {"small": "claude-x"}}}},
+                 env={"VERTEX_ACCESS_TOKEN": SECRET})
+    assert rt.generate("hi", provider="claude_vertex", failover=False).text == "Paris."
+    assert fault_server.requests[-1].path.endswith("/locations/global/publishers/anthropic/models/claude-x:rawPredict")

@@ -181,7 +181,7 @@ def test_vertex_raw_predict_url_auth_and_body(home):
     rt = runtime(home, rec, {"VERTEX_ACCESS_TOKEN": VERTEX_TOKEN, "GOOGLE_CLOUD_PROJECT": "my-proj"}, plain())
     r = rt.generate("hi", provider="claude_vertex", system="Be brief.", max_tokens=50)
     req = rec.requests[0]
-    assert str(req.url) == ("https://us-east5-aiplatform.googleapis.com/v1/projects/my-proj/locations/us-east5/"
+    assert str(req.url) == ("https://aiplatform.googleapis.com/v1/projects/my-proj/locations/global/"
                             "publishers/anthropic/models/claude-plain-small@20250101:rawPredict")
     assert req.headers["authorization"] == f"Bearer {VERTEX_TOKEN}" and "x-api-key" not in req.headers
     body = rec.body()
