@@ -50,20 +50,21 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from .core.bench import BenchmarkFrame
+    from .core.conversation import Conversation
     from .core.generation import GenerationStream
     from .core.runtime import Runtime
     from .core.types import ImageResult, Result
 
 __all__ = [
     # calls
-    "generate", "stream", "embed", "similar", "image", "benchmark", "benchmark_embeddings",
+    "generate", "stream", "chat", "embed", "similar", "image", "benchmark", "benchmark_embeddings",
     "select_model_class", "validate_embedding", "is_valid_embedding",
     # the session and its state
     "runtime", "set_runtime", "providers", "models", "usage", "set_budget", "presets", "cache", "replay",
     # widgets and the IPython extension
     "panel", "playground", "explorer", "benchmark_view", "load_ipython_extension", "unload_ipython_extension",
     # types
-    "Runtime", "Result", "ImageResult", "ModelSettings", "ModelClass", "ProviderName",
+    "Runtime", "Result", "Conversation", "ImageResult", "ModelSettings", "ModelClass", "ProviderName",
     # errors a user may catch
     "ElizaError", "ConfigError", "ModelPackageMissing", "MissingKeyError", "AuthError", "NotFoundError",
     "ModelRetired",
@@ -105,6 +106,30 @@ def generate(prompt: Any, **options: Any) -> Result:
 def stream(prompt: Any, **options: Any) -> GenerationStream:
     """Stream text chunks; the returned object's ``.result`` holds the Result when drained."""
     return runtime().stream(prompt, **options)
+
+
+def chat(name: str | None = None, new: bool = False) -> Conversation:
+    """The named conversation of the shared runtime (``"default"`` when None): ``.say(text,
+    **options) -> Result``, ``.stream(text, ...)``, ``.messages``, ``.turns``, ``.reset()``,
+    ``.to_dataframe()``, ``.save(path)``; the same object ``%%eliza chat --name NAME`` uses.
+    ``new=True`` starts it afresh. ``eliza_nb.chat.load(path)`` loads a saved one."""
+    return runtime().conversation("default" if name is None else name, new=new)
+
+
+def _load_chat(path: str, name: str | None = None) -> Conversation:
+    """Load a conversation saved with ``.save(path)`` (JSON) into the shared runtime, under
+    its saved name (or ``name``), replacing a conversation of that name; returns it."""
+    from .core.conversation import Conversation, check_name
+
+    rt = runtime()
+    conv = Conversation.load(path, rt)
+    if name is not None:
+        conv.name = check_name(name)
+    rt.conversations[conv.name] = conv
+    return conv
+
+
+chat.load = _load_chat  # type: ignore[attr-defined]
 
 
 def embed(texts: Any, **options: Any) -> Any:
@@ -188,12 +213,13 @@ def panel() -> Any:
     return _panel()
 
 
-def playground(prompt: str = "", **options: Any) -> Any:
-    """A prompt box with Run / Stop that streams answers with the session's settings;
-    ``options`` (max_tokens=64, system="...", ...) override the session for this playground."""
+def playground(prompt: str = "", name: str | None = None, new: bool = False, **options: Any) -> Any:
+    """A chat panel on the conversation ``name`` (the one ``%%eliza chat`` and :func:`chat`
+    use): the transcript above, a prompt box with Run / Stop / Clear below; ``new`` starts it
+    fresh; ``options`` (max_tokens=64, system="...", ...) override the session for it."""
     from .notebook.widgets import playground as _playground
 
-    return _playground(prompt, **options)
+    return _playground(prompt, name=name, new=new, **options)
 
 
 def explorer(data: Any, **options: Any) -> Any:
@@ -225,6 +251,10 @@ def unload_ipython_extension(ipython: Any) -> None:
 
 def __getattr__(name: str) -> Any:
     # Lazy access to the public types without importing them at package import.
+    if name == "Conversation":
+        from .core.conversation import Conversation
+
+        return Conversation
     if name in ("Result", "ImageResult", "ModelClass", "ProviderName"):
         from .core import types
 

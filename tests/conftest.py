@@ -11,6 +11,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# fault_server and provider_helpers, which tests in every folder import by name
+sys.path.insert(0, str(Path(__file__).resolve().parent / "providers"))
 
 
 @pytest.fixture(scope="session")
@@ -91,3 +93,37 @@ def bare_home(tmp_path, monkeypatch) -> Path:
             monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)
     return h
+
+
+@pytest.fixture
+def server():
+    """A scriptable loopback HTTP/1.1 server (tests/providers/fault_server.py), stopped after the test."""
+    from fault_server import FaultServer
+
+    s = FaultServer()
+    s.start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def fx_key() -> str:
+    """The key ``frt`` gives provider ``fx`` (in FAULT_KEY); a test file overrides this fixture to use its own."""
+    from provider_helpers import SECRET
+
+    return SECRET
+
+
+@pytest.fixture
+def frt(bare_home, server, fx_key):
+    """A Runtime whose default provider ``fx`` is the loopback ``server`` (OpenAI protocol);
+    one attempt, so a scripted error or cut stream is seen as the server sent it."""
+    from provider_helpers import openai_entry
+
+    from eliza_nb.core.runtime import Runtime
+
+    rt = Runtime(bare_home, config={"providers": {"fx": openai_entry(server.url + "/v1")}, "defaults": {"provider": "fx"},
+                                    "retry": {"max_attempts": 1, "max_total_s": 20.0, "timeout_s": 5.0}},
+                 env={"FAULT_KEY": fx_key})
+    yield rt
+    rt.close()

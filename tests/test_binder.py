@@ -35,3 +35,13 @@ def test_readme_has_a_binder_badge_opening_the_tour():
     readme = (ROOT / "README.md").read_text()
     badge = r"\[!\[Binder\]\(https://mybinder\.org/badge_logo\.svg\)\]"
     assert re.search(badge + r"\(https://mybinder\.org/v2/gh/[^)]+notebooks/quickstart\.ipynb\)", readme)
+
+
+def test_the_image_saves_widget_state_so_a_reopened_notebook_shows_its_widgets():
+    """Without saveState a reopened notebook shows "Error displaying widget: model not found"."""
+    import json
+
+    overrides = json.loads((BINDER / "overrides.json").read_text())
+    assert overrides["@jupyter-widgets/jupyterlab-manager:plugin"]["saveState"] is True
+    script = (BINDER / "postBuild").read_text()
+    assert "binder/overrides.json" in script and 'share", "jupyter", "lab", "settings", "overrides.json"' in script

@@ -34,7 +34,7 @@ from ..core.errors import ConfigError, InvalidRequestError, MissingKeyError, Tra
 from ..core.types import REFUSAL_NOTE, Completion, Request, Usage
 from . import failures, http
 from .base import StreamChunk
-from .mapping import configured_drops, drop, family_settings, wire_settings
+from .mapping import configured_drops, drop, family_settings, user_first, wire_settings
 from .shape import Shape
 
 API_VERSION = "2023-06-01"  # the default of a catalog entry's api_version
@@ -84,7 +84,7 @@ class AnthropicProvider:
         model = request.target.model
         s = family_settings(request.settings, self.entry.rules_for(model), self.id, model, notes, self.entry.settings)
         system = "\n\n".join(m.content for m in request.messages if m.role == "system")
-        messages = [m.as_dict() for m in request.messages if m.role != "system"]
+        messages = [m.as_dict() for m in user_first([m for m in request.messages if m.role != "system"], notes, self.id)]
         if not messages:
             raise InvalidRequestError("a prompt needs at least one user message besides the system prompt", provider=self.id)
         max_tokens = s.max_output_tokens or DEFAULT_MAX_TOKENS

@@ -26,7 +26,7 @@ from ..core.errors import BadResponseError, InvalidRequestError, TransientError
 from ..core.types import Completion, Request, Usage
 from . import failures, http
 from .base import StreamChunk
-from .mapping import cap_list, configured_drops, family_settings, wire_settings
+from .mapping import cap_list, configured_drops, family_settings, user_first, wire_settings
 from .shape import Shape
 
 FINISH = {"STOP": "stop", "MAX_TOKENS": "length"}
@@ -62,7 +62,7 @@ class GeminiProvider:
                             request.target.model, notes, self.entry.settings)
         system = "\n\n".join(m.content for m in request.messages if m.role == "system")
         contents = [{"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]}
-                    for m in request.messages if m.role != "system"]
+                    for m in user_first([m for m in request.messages if m.role != "system"], notes, self.id)]
         if not contents:
             raise InvalidRequestError("a prompt needs at least one user message besides the system prompt", provider=self.id)
         body: dict[str, Any] = {"contents": contents}

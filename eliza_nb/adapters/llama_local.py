@@ -205,6 +205,10 @@ class LlamaLocalProvider:
         def work(llm: Any) -> None:
             if cancel.is_set():  # the caller gave up while this call waited for the thread
                 return
+            # How long this call waited before the model started on it (behind other calls on
+            # the one llama thread; the model's load on first use): part of its latency, not of
+            # its service time (a benchmark at concurrency > 1 tells them apart).
+            out.put(("queued", time.monotonic() - submitted))
             try:
                 fmt = model.formatter(llm)(messages=messages)
                 prompt = llm.tokenize(fmt.prompt.encode("utf-8"), add_bos=not fmt.added_special, special=True)
@@ -241,6 +245,7 @@ class LlamaLocalProvider:
             except BaseException as exc:  # handed to the caller's thread
                 out.put(("error", exc))
 
+        submitted = time.monotonic()
         model.submit(work)
         return self._drain(model, request, out, cancel, notes, deadline)
 
@@ -248,6 +253,7 @@ class LlamaLocalProvider:
                notes: list[str], deadline: float) -> Iterator[StreamChunk]:
         parts: list[str] = []
         prompt_tokens: int | None = None
+        queue_s = 0.0
         try:
             while True:
                 try:  # what was made before the deadline is still handed over after it
@@ -264,6 +270,8 @@ class LlamaLocalProvider:
                     yield StreamChunk(text=value)
                 elif kind == "prompt":
                     prompt_tokens = value
+                elif kind == "queued":
+                    queue_s = value
                 elif kind == "error":
                     raise _classify(value, self.id)
                 else:  # done
@@ -275,6 +283,7 @@ class LlamaLocalProvider:
                             finish_reason=finish,
                             model=request.target.model,
                             notes=notes,
+                            queue_s=queue_s,
                         )
                     )
                     return

@@ -86,6 +86,16 @@ def family_settings(settings: ModelSettings, rules: ModelRules, provider: str, m
     return dataclasses.replace(settings, **gone) if gone else settings
 
 
+def user_first(messages: list[Any], notes: list[str], provider: str) -> list[Any]:
+    """``messages`` (system ones already taken out) without leading assistant turns, which
+    Anthropic and Gemini refuse: a history trimmed to its recent turns can start with one."""
+    first = next((i for i, m in enumerate(messages) if m.role != "assistant"), len(messages))
+    if first:
+        notes.append(f"left out {first} assistant turn{'s' if first > 1 else ''} at the start of the history: "
+                     f"{provider} needs a user turn first")
+    return messages[first:]
+
+
 def configured_drops(extra: Mapping[str, Any]) -> frozenset[str]:
     """Settings a catalog entry says its endpoint rejects (``drop_settings = [...]``)."""
     value = extra.get("drop_settings") or ()

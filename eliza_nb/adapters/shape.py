@@ -6,7 +6,7 @@ held, so it fails over like any bad answer; it never becomes a raw ``AttributeEr
 a ``Result.text`` that is not a string. Absent fields and JSON ``null`` read as the
 default: providers leave out what they do not report.
 
-    shape = Shape("openai", "chat with gpt-4o-mini")
+    shape = Shape("openai", "chat with gpt-6-luna")
     choices = shape.items(data, "choices", dict, required=True)
     text = shape.get(message, "content", str, at="choices[0].message") or ""
 """

@@ -3,6 +3,11 @@
 Every call goes through :class:`Runtime` (settings merge, budgets, rate limits, ledger) with
 the cache off by default, so timings are real; failover is off, so each row measures the
 model it names. A failing case records its error and the run goes on.
+
+``latency_s`` and ``ttft_s`` are service time: what a call spent waiting before its model
+started on it (``queue_s``: the local model runs one call at a time, so at concurrency 4 the
+fourth equal call waits for three) is its own column, so p50/p95 compare like with like at
+any concurrency.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import pandas as pd
 from .errors import ConfigError, ElizaError
 
 COLUMNS = ["model", "preset", "case_id", "repeat", "input", "expected", "output", "latency_s", "ttft_s",
-           "prompt_tokens", "completion_tokens", "tokens_per_s", "cost_usd", "cache_hit", "score", "error"]
+           "queue_s", "prompt_tokens", "completion_tokens", "tokens_per_s", "cost_usd", "cache_hit", "score", "error"]
 SCORERS = ("exact", "contains", "regex", "json-valid", "embedding-similarity")
 
 
@@ -108,7 +113,8 @@ class BenchmarkFrame(pd.DataFrame):
         return BenchmarkFrame
 
     def summary(self) -> pd.DataFrame:
-        """Per model x preset: runs, p50/p95 latency, mean TTFT, tokens/s, mean score, total cost, error rate."""
+        """Per model x preset: runs, p50/p95 latency and mean TTFT (service time), mean queue wait,
+        tokens/s, mean score, total cost, error rate."""
         if self.empty:
             return pd.DataFrame()
         g = pd.DataFrame(self).groupby(["model", "preset"], sort=False)
@@ -118,6 +124,7 @@ class BenchmarkFrame(pd.DataFrame):
             "p50_latency_s": ok["latency_s"].median(),
             "p95_latency_s": ok["latency_s"].quantile(0.95),
             "mean_ttft_s": ok["ttft_s"].mean(),
+            "mean_queue_s": ok["queue_s"].mean(),
             "tokens_per_s": ok["tokens_per_s"].mean(),
             "mean_score": g["score"].mean(),
             "total_cost_usd": g["cost_usd"].sum(min_count=1),
@@ -128,6 +135,11 @@ class BenchmarkFrame(pd.DataFrame):
     def chart(self) -> LatencyScoreChart:
         """Latency (p50) against mean score per model x preset, as inline SVG (no network)."""
         return LatencyScoreChart(self.summary())
+
+
+#: a point label longer than this is cut (the full text is the point's tooltip); GLYPH_PX is the
+#: rough advance of an 11 px sans-serif glyph, to tell whether a label fits right of its point
+LABEL_CHARS, GLYPH_PX = 48, 6.2
 
 
 @dataclass
@@ -161,10 +173,14 @@ class LatencyScoreChart:
                 score = 0.0 if row.mean_score != row.mean_score else float(row.mean_score)
                 x = pad + (w - pad - 20) * float(row.p50_latency_s) / xmax
                 y = (h - pad) - (h - pad - 20) * max(0.0, min(1.0, score))
-                label = escape(f"{row.model} · {row.preset}")
-                parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="6" fill="{palette[i % len(palette)]}"><title>{label}: '
-                             f'{row.p50_latency_s:.3f} s, score {score:.2f}</title></circle>')
-                parts.append(f'<text x="{x + 9:.1f}" y="{y + 4:.1f}">{label}</text>')
+                full = f"{row.model} · {row.preset}"
+                shown = full if len(full) <= LABEL_CHARS else full[:LABEL_CHARS - 1] + "…"
+                parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="6" fill="{palette[i % len(palette)]}"><title>'
+                             f'{escape(full)}: {row.p50_latency_s:.3f} s, score {score:.2f}</title></circle>')
+                if x + 9 + GLYPH_PX * len(shown) > w - 4:  # would run off the right edge: left of the point
+                    parts.append(f'<text x="{x - 9:.1f}" y="{y + 4:.1f}" text-anchor="end">{escape(shown)}</text>')
+                else:
+                    parts.append(f'<text x="{x + 9:.1f}" y="{y + 4:.1f}">{escape(shown)}</text>')
             for frac in (0, 0.5, 1):
                 y = (h - pad) - (h - pad - 20) * frac
                 parts.append(f'<text x="{pad - 6}" y="{y + 4:.1f}" text-anchor="end">{frac:g}</text>')
@@ -187,8 +203,8 @@ def _progress(total: int, enabled: bool) -> Any:
 def _one(runtime: Any, job: dict[str, Any], score: Callable[[str, Any], float], options: dict[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = {"model": job["model"], "preset": job["preset"] or "none", "case_id": job["case"]["id"],
                            "repeat": job["repeat"], "input": job["case"]["input"], "expected": job["case"]["expected"],
-                           "output": None, "latency_s": math.nan, "ttft_s": math.nan, "prompt_tokens": math.nan,
-                           "completion_tokens": math.nan, "tokens_per_s": math.nan, "cost_usd": math.nan,
+                           "output": None, "latency_s": math.nan, "ttft_s": math.nan, "queue_s": math.nan,
+                           "prompt_tokens": math.nan, "completion_tokens": math.nan, "tokens_per_s": math.nan, "cost_usd": math.nan,
                            "cache_hit": False, "score": math.nan, "error": None}
     t0 = time.perf_counter()
     try:
@@ -204,13 +220,17 @@ def _one(runtime: Any, job: dict[str, Any], score: Callable[[str, Any], float], 
         row["latency_s"] = time.perf_counter() - t0
         row["error"] = f"{type(exc).__name__}: {exc}"
         return row
-    gen_s = r.latency_s - (r.ttft_s or 0.0)
-    row.update(output=r.text, latency_s=r.latency_s, ttft_s=r.ttft_s if r.ttft_s is not None else math.nan,
+    # Service time: the wait for a model busy with another call of this run is queue_s, apart.
+    queue_s = 0.0 if r.cached else r.queue_s
+    latency_s = r.latency_s - queue_s
+    ttft_s = r.ttft_s - queue_s if r.ttft_s is not None else math.nan
+    gen_s = latency_s - (0.0 if math.isnan(ttft_s) else ttft_s)
+    row.update(output=r.text, latency_s=latency_s, ttft_s=ttft_s, queue_s=queue_s,
                prompt_tokens=r.usage.prompt_tokens if r.usage.prompt_tokens is not None else math.nan,
                completion_tokens=r.usage.completion_tokens if r.usage.completion_tokens is not None else math.nan,
                cache_hit=r.cached)
     if r.usage.completion_tokens:
-        row["tokens_per_s"] = r.usage.completion_tokens / (gen_s if gen_s > 0 else r.latency_s)
+        row["tokens_per_s"] = r.usage.completion_tokens / (gen_s if gen_s > 0 else latency_s)
     entry = runtime.catalog.get(r.provider)
     p_in, p_out = entry.price(r.model)
     if r.usage.prompt_tokens is not None or r.usage.completion_tokens is not None:

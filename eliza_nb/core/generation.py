@@ -196,7 +196,7 @@ class TextJob(Job):
         result = Result(
             text=completion.text, provider=target.provider, model=completion.model or target.model,
             model_class=target.model_class.value, usage=completion.usage, latency_s=rt.clock() - t0,
-            ttft_s=ttft, finish_reason=completion.finish_reason, notes=list(completion.notes),
+            ttft_s=ttft, queue_s=completion.queue_s, finish_reason=completion.finish_reason, notes=list(completion.notes),
         )
         if self.plan.strict and result.blocked and not result.text:
             # Nothing was shown (the text is empty), so the ladder may still fail over.

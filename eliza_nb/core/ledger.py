@@ -25,7 +25,10 @@ class LedgerRow:
     latency_s: float = 0.0
     cost_usd: float = math.nan
     cache_hit: bool = False
-    error: str | None = None
+    error: str | None = None  # "ClassName: message" of a failed or interrupted attempt
+    #: "ok", "error", or "interrupted" (the stop button, a stream cut after text was shown,
+    #: a stream closed early): an interrupted call keeps its reason in ``error`` but is no error
+    status: str = "ok"
     items: int = 1  # texts in an embedding batch
     replayed: bool = False  # answered from a replay archive (core/replay/), not a provider
 
@@ -54,12 +57,16 @@ class Ledger:
         """Add one row: ``kind`` of call, the ``target`` tried, and any other LedgerRow field.
 
         The only place rows are built, so every surface's rows agree. An ``error`` is kept
-        as ``"ClassName: message"``.
+        as ``"ClassName: message"``; a StreamInterrupted one makes the row's status
+        "interrupted", any other "error".
         """
+        from .errors import StreamInterrupted
+
+        status = "ok" if error is None else "interrupted" if isinstance(error, StreamInterrupted) else "error"
         if isinstance(error, BaseException):
             error = f"{type(error).__name__}: {error}"
         row = LedgerRow(time=time.time(), kind=kind, provider=target.provider, model=target.model,
-                        model_class=str(target.model_class), error=error, **fields)
+                        model_class=str(target.model_class), error=error, status=status, **fields)
         with self._lock:
             self._rows.append(row)
         return row
@@ -81,8 +88,8 @@ class Ledger:
             return sum(r.cost_usd for r in self._rows if not math.isnan(r.cost_usd))
 
     def totals(self, by: str = "provider") -> pd.DataFrame:
-        """Totals per provider, (provider, model), kind or preset: calls, errors, cache hits,
-        tokens, latency, cost (NaN stays NaN when no price is known)."""
+        """Totals per provider, (provider, model), kind or preset: calls, errors, interrupted
+        calls, cache hits, tokens, latency, cost (NaN stays NaN when no price is known)."""
         from .errors import ConfigError
 
         keys = GROUPS.get(by)
@@ -92,21 +99,29 @@ class Ledger:
         if df.empty:
             return df
         df[keys] = df[keys].fillna("—")
+        df["is_error"], df["is_interrupted"] = df["status"].eq("error"), df["status"].eq("interrupted")
         g = df.groupby(keys, sort=False)
-        out = g.agg(calls=("kind", "size"), errors=("error", "count"), cache_hits=("cache_hit", "sum"),
-                    prompt_tokens=("prompt_tokens", "sum"), completion_tokens=("completion_tokens", "sum"),
-                    mean_latency_s=("latency_s", "mean"))
+        out = g.agg(calls=("kind", "size"), errors=("is_error", "sum"), interrupted=("is_interrupted", "sum"),
+                    cache_hits=("cache_hit", "sum"), prompt_tokens=("prompt_tokens", "sum"),
+                    completion_tokens=("completion_tokens", "sum"), mean_latency_s=("latency_s", "mean"))
         out["cost_usd"] = g["cost_usd"].sum(min_count=1)
         return out.reset_index()
 
     def dataframe(self) -> pd.DataFrame:
-        """The ledger as a pandas DataFrame (one row per attempt)."""
+        """The ledger as a pandas DataFrame (one row per attempt): ``time`` in the machine's
+        local time zone, token counts as whole numbers (pandas' nullable Int64: <NA> where
+        the provider reported none, never 12.0)."""
         import pandas as pd
+        from dateutil.tz import tzlocal
 
         cols = list(LedgerRow.__dataclass_fields__)
         records = [[getattr(r, c) for c in cols] for r in self.rows()]
         df = pd.DataFrame.from_records(records, columns=cols)
-        df["time"] = pd.to_datetime(df["time"], unit="s")
+        df["time"] = pd.to_datetime(df["time"], unit="s", utc=True).dt.tz_convert(tzlocal())
+        for col in ("prompt_tokens", "completion_tokens", "items"):
+            df[col] = df[col].astype("Int64")
+        df["latency_s"] = df["latency_s"].astype(float)
+        df["cost_usd"] = df["cost_usd"].astype(float)
         return df
 
 

@@ -26,11 +26,13 @@ from .ledger import Ledger, SpendingCap
 from .ratelimit import Cooldowns, RateLimiter, parse_limits
 from .retry import RetryPolicy
 from .session import Session, SessionState
-from .settings import ModelSettings, Presets, check_defaults, merge_settings
+from .settings import ModelSettings, Presets, check_defaults, merge_settings, with_output_default
 from .types import ImageResult, Message, ModelClass, Result, Target
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from .conversation import Conversation
 
 log = logging.getLogger("eliza_nb")
 
@@ -71,6 +73,7 @@ class Runtime:
         self._lock = threading.Lock()
         self._warned: set[str] = set()
         self.warnings: list[str] = []
+        self.conversations: dict[str, Conversation] = {}  # by name, for the runtime's life (never on disk)
 
     # -- set-up --------------------------------------------------------------------
     def _initial_state(self) -> SessionState:
@@ -158,7 +161,7 @@ class Runtime:
         """Which provider, class and model id a call goes to.
 
         ``provider`` may carry a class or a model after a colon: ``"openai:large"``,
-        ``"groq:llama-3.1-8b-instant"``.
+        ``"groq:openai/gpt-oss-20b"``.
         """
         state = self.session.state
         if provider and ":" in str(provider):
@@ -188,10 +191,12 @@ class Runtime:
         return targets
 
     def effective_settings(self, target: Target, preset: str | None = None, call: Mapping[str, Any] | None = None) -> ModelSettings:
-        """catalog < preset < session < call (None never overrides)."""
+        """catalog < preset < session < call (None never overrides). The catalog layer's
+        max_output_tokens is the class default (settings.output_default), not its ceiling."""
         state = self.session.state
-        return merge_settings(self.catalog.get(target.provider).settings,
-                              self.presets.get(preset if preset is not None else state.preset), state.settings, call)
+        entry = self.catalog.get(target.provider)
+        catalog = with_output_default(entry.settings, target.model_class.value, entry.extra.get("default_max_tokens"), entry.id)
+        return merge_settings(catalog, self.presets.get(preset if preset is not None else state.preset), state.settings, call)
 
     # -- calls ------------------------------------------------------------------------
     def run(self, job: Any) -> Climb:
@@ -212,6 +217,22 @@ class Runtime:
         """Like :meth:`generate` but yields text chunks as they arrive."""
         plan = plan_call(self, prompt, options)  # bad options fail here, before any output
         return GenerationStream(self.run(TextJob(self, plan, streaming=True)), plan.targets[0])
+
+    def conversation(self, name: str = "default", new: bool = False) -> Conversation:
+        """The named multi-turn conversation (core/conversation.py), kept for this runtime's
+        life (a kernel restart starts clean). ``new=True`` starts it afresh: the same object,
+        its turns and system prompt cleared, so a widget showing it follows."""
+        from .conversation import Conversation, check_name
+
+        check_name(name)
+        with self._lock:
+            conv = self.conversations.get(name)
+            if conv is None:
+                conv = self.conversations[name] = Conversation(self, name)
+        if new:
+            conv.reset()
+            conv.system = None
+        return conv
 
     def resolve_embedding(self, provider: str | None = None, model: str | None = None) -> Target:
         """The embedding target: explicit, else [defaults] embedding_provider, else the session's provider."""

@@ -370,3 +370,43 @@ def merge_settings(
 ) -> ModelSettings:
     """Apply the layers in order; see the module docstring."""
     return catalog.merged(preset, session, call)
+
+
+# -- output length -------------------------------------------------------------------------
+
+#: The max_output_tokens a call gets when no preset, session or call sets it, per model class:
+#: a full answer of that class's usual length (512 tokens ~ 380 words; a larger model writes
+#: longer code and prose), and a bound on a small model that loops (SmolLM2-135M runs ~85 tok/s
+#: here: 512 tokens is ~6 s, where the ceiling took minutes). The catalog's max_output_tokens
+#: stays the ceiling: the most any default gives, and the top of the panel's range. A provider's
+#: ``default_max_tokens`` (one number, or a table per class) replaces these where they do not
+#: fit, e.g. reasoning models, whose hidden thinking is paid from the same budget.
+CLASS_OUTPUT_TOKENS: dict[str, int] = {"small": 512, "medium": 1024, "large": 2048}
+
+
+def output_default(model_class: str, ceiling: int | None, declared: Any = None, provider: str = "") -> int | None:
+    """The max_output_tokens a call to ``model_class`` gets when nothing sets it: the provider's
+    ``declared`` default (a number or a per-class table) else :data:`CLASS_OUTPUT_TOKENS`, never
+    above the catalog's ``ceiling``. A bad declared value is a one-line ConfigError."""
+    if isinstance(declared, Mapping):
+        declared = declared.get(model_class)
+    if declared is None:
+        value = CLASS_OUTPUT_TOKENS.get(model_class)
+    else:
+        spec = SETTINGS["max_output_tokens"]
+        try:
+            value = spec.check(declared)
+        except ConfigError:
+            raise ConfigError(f"provider {provider}: default_max_tokens must be {spec.describe()} (or one per class), "
+                              f"got {declared!r:.60}") from None
+    if value is None:
+        return ceiling
+    return min(value, ceiling) if ceiling else value
+
+
+def with_output_default(catalog: ModelSettings, model_class: str, declared: Any = None, provider: str = "") -> ModelSettings:
+    """The catalog layer of the merge, its max_output_tokens replaced by :func:`output_default`."""
+    value = output_default(model_class, catalog.max_output_tokens, declared, provider)
+    if value == catalog.max_output_tokens:
+        return catalog
+    return dataclasses.replace(catalog, max_output_tokens=value)

@@ -25,9 +25,13 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import ConfigError, ContextTooLongError
-from .types import Message, Request
+from .types import Message, Request, Target, Usage
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
 
 #: tokens a chat format adds per message (role markers, separators) — generous upper bound
 PER_MESSAGE_OVERHEAD = 8
@@ -91,6 +95,29 @@ def count_messages(messages: Sequence[Message], count: Counter) -> int:
     return sum(count(m.content) + PER_MESSAGE_OVERHEAD for m in messages)
 
 
+def counted_usage(rt: Runtime, target: Target, prompt: Sequence[Message] | None, text: str) -> Usage:
+    """The tokens of a stopped stream, counted here (the provider reported none): the
+    provider's own tokenizer when it has one, else tiktoken (offline) or an estimate."""
+    exact: Counter | None = None
+    if text:  # text arrived, so the adapter (and a local model) is loaded: counting is quick
+        try:
+            own = getattr(rt.adapter(target.provider), "count_tokens", None)
+        except Exception:  # counting must never turn a stop into an error
+            own = None
+        if own is not None:
+            def exact(s: str) -> int:
+                return int(own(s, target.model))
+    count, how = counter_for(target.provider, target.model, exact)
+    try:
+        completion = count(text)
+        prompt_tokens = None if prompt is None else count_messages(prompt, count)
+    except Exception:  # a tokenizer failing now: the estimate still says something
+        count, how = estimate_tokens, "estimate"
+        completion = count(text)
+        prompt_tokens = None if prompt is None else count_messages(prompt, count)
+    return Usage(prompt_tokens, completion, counted="estimate" if how == "estimate" else "exact")
+
+
 @dataclass(frozen=True)
 class Budget:
     """How many prompt tokens a call may send."""
@@ -151,10 +178,20 @@ class Truncation:
     after: int
     dropped_messages: int
     strategy: str
+    system_kept: bool = False  # a system prompt was there, and kept
 
     def note(self, budget: int) -> str:
-        return (f"truncated the prompt from {self.before:,} to {self.after:,} tokens ({self.strategy}; "
-                f"{self.dropped_messages} message(s) dropped) to fit a {budget:,}-token budget")
+        """Says which turns went (a chat's user reads it in the footer): "truncated the prompt
+        from 3,100 to 1,950 tokens (keep-recent; dropped the 4 oldest turns, kept the system
+        prompt) to fit a 2,000-token budget"."""
+        n = self.dropped_messages
+        turns = f"{n} turn{'s' if n != 1 else ''}"
+        what = (f"dropped {turns} after the first" if self.strategy == "head-tail" else f"dropped the {n} oldest "
+                f"turn{'s' if n != 1 else ''}") if n else "shortened a turn, dropped none"
+        if self.system_kept:
+            what += ", kept the system prompt"
+        return (f"truncated the prompt from {self.before:,} to {self.after:,} tokens ({self.strategy}; {what}) "
+                f"to fit a {budget:,}-token budget")
 
 
 def truncate(messages: Sequence[Message], budget: int, count: Counter, strategy: str = "keep-recent") -> Truncation:
@@ -190,7 +227,7 @@ def truncate(messages: Sequence[Message], budget: int, count: Counter, strategy:
     else:
         kept = _keep_recent(turns, room, count)
     out = tuple(system + kept)
-    return Truncation(out, before, count_messages(out, count), len(turns) - len(kept), strategy)
+    return Truncation(out, before, count_messages(out, count), len(turns) - len(kept), strategy, bool(system))
 
 
 def _keep_recent(turns: list[Message], room: int, count: Counter) -> list[Message]:

@@ -141,6 +141,11 @@ class Usage:
 
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    #: None when the provider reported the counts; how we counted them when it could not (a
+    #: stopped stream): "exact" (the model's own tokenizer, tiktoken) or "estimate". The footer
+    #: marks counted prompt tokens with ``~`` (the chat template's overhead is a guess) and
+    #: counted completion tokens too when they are an estimate.
+    counted: str | None = None
 
     @property
     def total_tokens(self) -> int | None:
@@ -158,6 +163,7 @@ class Completion:
     finish_reason: str | None = None
     model: str | None = None  # the id the provider says answered, when it says
     notes: list[str] = field(default_factory=list)  # e.g. settings the API does not take, dropped
+    queue_s: float = 0.0  # waited before the model started on it (llama_local: other calls on its one thread, the first load)
 
 
 @dataclass
@@ -179,6 +185,67 @@ BLOCKED_REASONS = frozenset({"blocked", "content_filter"})
 BLOCK_NOTES = ("the answer was blocked", "the prompt was blocked")
 #: how an adapter's note on a refusal begins (finish_reason "refusal": the refusal is the text)
 REFUSAL_NOTE = "the model refused"
+
+
+_FENCE_LINE = re.compile(r"([ \t]*)(`{3,}|~{3,})[ \t]*([^`\s]*)[^`]*")
+
+
+@dataclass(frozen=True)
+class CodeBlock:
+    """One fenced code block of an answer (CommonMark's ``` or ~~~ fences)."""
+
+    lang: str  # the info string's first word ("" when there is none)
+    code: str  # the lines between the fences, the opener's indentation removed
+    start: int  # offset of the opening fence line in the text
+    end: int  # offset just after the closing fence line (len(text) when unclosed)
+    code_start: int  # offset of the code's first character
+    closed: bool
+    indent: str  # the opening fence's indentation (a fence inside a list item is indented)
+    fence: str  # the opening fence: ``` or ~~~ (or longer)
+
+
+def code_blocks(text: str) -> list[CodeBlock]:
+    """Every fenced code block of ``text`` in order; the last one may be unclosed (an answer
+    cut by max tokens or the stop button ends inside it)."""
+    blocks: list[CodeBlock] = []
+    pos = 0
+    opener: tuple[int, int, str, str, str] | None = None
+    for line in text.split("\n"):
+        body = line.rstrip("\r")
+        if opener is None:
+            m = _FENCE_LINE.fullmatch(body)
+            if m:
+                opener = (pos, pos + len(line) + 1, m.group(1), m.group(2), m.group(3))
+        else:
+            start, code_start, indent, fence, lang = opener
+            bare = body.strip()
+            if len(bare) >= len(fence) and bare == fence[0] * len(bare):
+                blocks.append(CodeBlock(lang, _dedent(text[code_start:pos - 1] if pos > code_start else "", indent),
+                                        start, min(pos + len(line) + 1, len(text)), code_start, True, indent, fence))
+                opener = None
+        pos += len(line) + 1
+    if opener is not None:
+        start, code_start, indent, fence, lang = opener
+        code_start = min(code_start, len(text))
+        blocks.append(CodeBlock(lang, _dedent(text[code_start:], indent), start, len(text), code_start, False, indent, fence))
+    return blocks
+
+
+def _dedent(code: str, indent: str) -> str:
+    if not indent:
+        return code
+    n = len(indent)
+    return "\n".join(line[min(n, len(line) - len(line.lstrip(" \t"))):] for line in code.split("\n"))
+
+
+def close_fence(text: str) -> str:
+    """``text``, with the fence closed when it ends inside a fenced code block: what follows
+    (a footer) must never render as code."""
+    blocks = code_blocks(text) if ("```" in text or "~~~" in text) else []
+    if not blocks or blocks[-1].closed:
+        return text
+    last = blocks[-1]
+    return f"{text}{'' if text.endswith(chr(10)) else chr(10)}{last.indent}{last.fence}"
 
 
 #: One piece of a footer: (text, tone). Tones say how a renderer may mark it: "strong" (who
@@ -221,6 +288,7 @@ class Result:
     usage: Usage = field(default_factory=Usage)
     latency_s: float = 0.0
     ttft_s: float | None = None
+    queue_s: float = 0.0  # of latency_s and ttft_s: the wait for a model busy with another call (service = latency - queue)
     finish_reason: str | None = None
     cached: bool = False
     settings: dict[str, Any] = field(default_factory=dict)
@@ -250,8 +318,8 @@ class Result:
     def footer_parts(self) -> list[FooterPart]:
         """The footer as (text, tone) pieces: who answered, tokens, timing, settings, cache, notes."""
         u = self.usage
-        pt = "?" if u.prompt_tokens is None else str(u.prompt_tokens)
-        ct = "?" if u.completion_tokens is None else str(u.completion_tokens)
+        pt = "?" if u.prompt_tokens is None else ("~" if u.counted else "") + str(u.prompt_tokens)
+        ct = "?" if u.completion_tokens is None else ("~" if u.counted == "estimate" else "") + str(u.completion_tokens)
         parts: list[FooterPart] = [(f"{self.provider}:{self.model}", "strong"), (f"{pt} → {ct} tok", ""),
                                    (f"{self.latency_s * 1000:.0f} ms", "")]
         ttft = None if self.cached else self.ttft_s  # timings of a live call only
@@ -293,6 +361,7 @@ class Result:
             self.provider, self.model, attempts=self.attempts, notes=self.notes,
             model_class=self.model_class, settings=self.settings,
             prompt_tokens=self.usage.prompt_tokens, completion_tokens=self.usage.completion_tokens,
+            tokens_counted=self.usage.counted,
             latency_s=round(self.latency_s, 4), ttft_s=None if self.ttft_s is None else round(self.ttft_s, 4),
             finish_reason=self.finish_reason, cached=self.cached, cache_key=self.cache_key,
             interrupted=self.interrupted, replayed=self.replayed, selection=self.selection,
@@ -304,7 +373,7 @@ class Result:
         return {}, {"eliza_nb": self.metadata()}
 
     def _repr_markdown_(self) -> str:
-        return f"{self.text}\n\n<sub>{html.escape(self.footer(), quote=False)}</sub>"
+        return f"{close_fence(self.text)}\n\n<sub>{html.escape(self.footer(), quote=False)}</sub>"
 
     def __repr__(self) -> str:
         text = self.text if len(self.text) <= 60 else self.text[:57] + "..."

@@ -17,12 +17,13 @@ from typing import Any
 
 from IPython.display import display
 
-from ..core.types import ImageResult, Result, Usage
-
-_FENCE = re.compile(r"^\s*```[\w+-]*\s*\n(.*?)\n\s*```\s*$", re.S)
+from ..core.types import ImageResult, Result, Usage, close_fence, code_blocks
 
 # Inline styles survive JupyterLab's HTML sanitizer (class names alone would need a CSS file).
 _FOOTER_STYLE = "margin-top:0.4em;font-size:0.8em;color:var(--jp-ui-font-color2,#777);font-family:var(--jp-ui-font-family,sans-serif)"
+_NOTES_STYLE = "margin:0.2em 0 0 1.2em;white-space:pre-wrap"
+_FORMAT_NOTE_STYLE = "font-size:0.85em;color:#b45309;font-family:var(--jp-ui-font-family,sans-serif)"
+_PROSE_SUMMARY = "font-size:0.85em;color:var(--jp-ui-font-color2,#777);font-family:var(--jp-ui-font-family,sans-serif)"
 _BADGE = {
     "warn": "color:#b45309;font-weight:600",
     "good": "color:#15803d",
@@ -32,26 +33,39 @@ _BADGE = {
 
 
 def footer_html(result: Result | ImageResult) -> str:
-    """The footer (``result.footer_parts()``) as one small HTML line."""
-    spans = []
+    """The footer (``result.footer_parts()``) as one small HTML line.
+
+    Notes sit behind a ``notes (N)`` marker: the whole line is a ``<details>`` summary that a
+    click opens (JupyterLab's sanitizer keeps <details>/<summary> and drops inline handlers),
+    and the marker's title shows them on hover too. Plain text, no icon glyph: ⓘ and the like
+    render as an empty box with common Linux fonts.
+    """
+    spans, notes = [], ""
     for text, tone in result.footer_parts():
         t = html.escape(text)
         if tone == "strong":
             spans.append(f"<b>{t}</b>")
-        elif tone.startswith("note:"):  # notes can be long: a marker, the text on hover
-            n = int(tone[5:])
-            spans.append(f"<span title='{html.escape(text, quote=True)}' style='cursor:help'>ⓘ {n} note{'s' if n > 1 else ''}</span>")
+        elif tone.startswith("note:"):
+            n, notes = int(tone[5:]), text
+            spans.append(f"<span title='{html.escape(text, quote=True)}' style='text-decoration:underline dotted'>"
+                         f"notes ({n})</span>")
         elif tone in _BADGE:
             spans.append(f"<span style='{_BADGE[tone]}'>{t}</span>")
         else:
             spans.append(t)
-    return f"<div class='eliza-footer' style='{_FOOTER_STYLE}'>{' · '.join(spans)}</div>"
+    line = " · ".join(spans)
+    if not notes:
+        return f"<div class='eliza-footer' style='{_FOOTER_STYLE}'>{line}</div>"
+    return (f"<details class='eliza-footer' style='{_FOOTER_STYLE}'><summary style='cursor:pointer'>{line}</summary>"
+            f"<div class='eliza-notes' style='{_NOTES_STYLE}'>{html.escape(notes)}</div></details>")
 
 
-def partial_result(target: Any, text: str, note: str) -> Result:
-    """The Result of a stream stopped part-way: the text so far, marked interrupted."""
+def partial_result(target: Any, text: str, note: str, *, usage: Usage | None = None, latency_s: float = 0.0,
+                   ttft_s: float | None = None) -> Result:
+    """The Result of a stream stopped part-way: the text so far, marked interrupted, with the
+    tokens counted so far (``usage``, ``Usage.counted`` set) and the time it ran."""
     return Result(text=text, provider=target.provider, model=target.model, model_class=target.model_class.value,
-                  usage=Usage(), interrupted=True, notes=[note])
+                  usage=usage or Usage(), latency_s=latency_s, ttft_s=ttft_s, interrupted=True, notes=[note])
 
 
 class StreamView:
@@ -85,32 +99,120 @@ class StreamView:
         self._show(render_bundle(result, fmt, footer=self._footer), answer_metadata(result, fmt))
 
 
-def _strip_fence(text: str) -> str:
-    m = _FENCE.match(text)
-    return m.group(1) if m else text
-
-
 def render_bundle(result: Result, fmt: str = "markdown", footer: bool = True) -> dict[str, Any]:
-    """The MIME bundle for a finished Result in the requested format."""
+    """The MIME bundle for a finished Result in the requested format; the Result's text is
+    never changed, only how it shows. An answer that ends inside an open code fence has the
+    fence closed before the footer in every format."""
     text = result.text
     small = footer_html(result) if footer else ""
     tail = f"\n— {result.footer()}" if footer else ""
     if fmt == "json":
-        try:
-            obj = json.loads(_strip_fence(text))
-        except (ValueError, RecursionError) as exc:  # a model's answer can nest deeper than json follows
-            note = f"not valid JSON: {exc}"
-            return {"text/plain": f"{text}\n— {note}{tail}", "text/markdown": f"```\n{text}\n```\n\n**{note}**\n\n{small}"}
-        pretty = json.dumps(obj, indent=2, ensure_ascii=False)
-        return {"application/json": obj, "text/plain": f"{pretty}{tail}", "text/markdown": f"```json\n{pretty}\n```\n\n{small}"}
+        return _json_bundle(result, small, tail)
     if fmt == "code":
-        m = re.match(r"^\s*```([\w+-]*)", text)
-        lang = (m.group(1) if m else "") or "python"
-        code = _strip_fence(text)
-        return {"text/plain": f"{code}{tail}", "text/markdown": f"```{lang}\n{code}\n```\n\n{small}"}
+        return _code_bundle(result, small, tail)
     if fmt == "text":
         return {"text/plain": f"{text}{tail}", "text/html": f"<pre style='white-space:pre-wrap'>{html.escape(text)}</pre>{small}"}
-    return {"text/plain": f"{text}{tail}", "text/markdown": f"{text}\n\n{small}"}
+    return {"text/plain": f"{text}{tail}", "text/markdown": f"{close_fence(text)}\n\n{small}"}
+
+
+def _why_cut(result: Result) -> str:
+    if result.finish_reason == "length":
+        return "the answer hit --max-tokens"
+    if result.interrupted:
+        return "the answer was interrupted"
+    return "the answer ends inside it"
+
+
+def _fenced(code: str, lang: str) -> str:
+    """``code`` as a Markdown fenced block, the fence longer than any backtick run inside."""
+    longest = max((len(run) for run in re.findall(r"`{3,}", code)), default=2)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{lang}\n{code}\n{fence}"
+
+
+def _note_html(note: str) -> str:
+    return f"<div class='eliza-format-note' style='{_FORMAT_NOTE_STYLE}'>{html.escape(note)}</div>"
+
+
+def _code_bundle(result: Result, small: str, tail: str) -> dict[str, Any]:
+    """``-f code``: the first fenced block as a code block (its language, else Python, the
+    kernel's), the prose around it collapsed below; no block: all of it, with a note."""
+    text = result.text
+    blocks = code_blocks(text)
+    if blocks:
+        first = blocks[0]
+        code, lang = first.code.rstrip("\n"), first.lang or "python"
+        prose = "\n\n".join(part for part in (text[:first.start].strip(), text[first.end:].strip()) if part)
+        note = "" if first.closed else f"the code block is cut: {_why_cut(result)}"
+    else:
+        code, lang, prose = text.strip("\n"), "python", ""
+        note = "no code block in the answer: all of it is shown as code"
+    md = [_fenced(code, lang)]
+    if note:
+        md.append(_note_html(note))
+    if prose:
+        words = len(prose.split())
+        md.append(f"<details><summary style='cursor:pointer;{_PROSE_SUMMARY}'>the rest of the answer "
+                  f"({words} word{'s' if words != 1 else ''})</summary>\n\n{close_fence(prose)}\n\n</details>")
+    plain = code + (f"\n— {note}" if note else "") + (f"\n\n{prose}" if prose else "")
+    return {"text/plain": plain + tail, "text/markdown": "\n\n".join([*md, small])}
+
+
+def _json_bundle(result: Result, small: str, tail: str) -> dict[str, Any]:
+    """``-f json``: the first JSON value of the answer, pretty-printed and highlighted, or the
+    answer as it is and one line on why no JSON could be shown."""
+    found = first_json(result.text, cut=_why_cut(result))
+    if isinstance(found, str):
+        return {"text/plain": f"{result.text}\n— {found}{tail}",
+                "text/markdown": f"{close_fence(result.text)}\n\n{_note_html(found)}\n\n{small}"}
+    pretty = json.dumps(found.value, indent=2, ensure_ascii=False)
+    return {"text/plain": f"{pretty}{tail}", "text/markdown": f"{_fenced(pretty, 'json')}\n\n{small}"}
+
+
+class FoundJSON:
+    """A JSON value found in an answer, and where it starts."""
+
+    def __init__(self, value: Any, at: int) -> None:
+        self.value, self.at = value, at
+
+
+#: how many places a JSON value may start at are tried (an answer full of brackets stays cheap)
+_JSON_TRIES = 500
+
+
+def first_json(text: str, cut: str = "the answer ends inside it") -> FoundJSON | str:
+    """The first JSON object or array in ``text`` (a ```json block first, else from the first
+    ``{`` or ``[``), or one line on why there is none; ``cut`` says why an answer stops
+    inside the value."""
+    starts = [b.code_start + m.start() for b in code_blocks(text)
+              if b.lang.lower() in ("json", "jsonc", "json5", "") and (m := re.search(r"[\[{]", b.code)) is not None
+              and not b.code[:m.start()].strip()]
+    starts += [m.start() for m in re.finditer(r"[\[{]", text)]
+    decoder = json.JSONDecoder()
+    best: tuple[int, int, json.JSONDecodeError] | None = None  # (progress, start, error)
+    skip_below, tried = -1, 0
+    for at in dict.fromkeys(starts):  # in order, once each
+        if at < skip_below:
+            continue  # inside a value that already failed: a fragment of it is not the answer
+        tried += 1
+        if tried > _JSON_TRIES:
+            break
+        try:
+            value, _ = decoder.raw_decode(text, at)
+            return FoundJSON(value, at)
+        except json.JSONDecodeError as exc:
+            skip_below = max(skip_below, exc.pos)
+            if best is None or exc.pos - at > best[0]:
+                best = (exc.pos - at, at, exc)
+        except RecursionError:
+            return "the JSON nests too deeply to show"
+    if best is None:
+        return "no JSON value in the answer"
+    err = best[2]
+    # An unterminated string runs to the end of the text, whatever position the error names.
+    if not text[err.pos:].strip() or err.msg.startswith("Unterminated string"):
+        return f"the JSON is cut at character {len(text.rstrip())}: {cut}"
+    return f"the JSON is not valid at character {err.pos} (line {err.lineno}): {err.msg}"
 
 
 def show_result(result: Result, fmt: str = "markdown", footer: bool = True) -> None:
@@ -144,3 +246,24 @@ def plain_table(df: Any) -> str:
             width = max([len(str(col)), *(len(str(v)) for v in df[col])])
             formatters[col] = lambda v, w=width: str(v).ljust(w)
     return df.to_string(index=False, formatters=formatters, justify="left")
+
+
+def usage_view(df: Any) -> Any:
+    """A ledger table (``Ledger.dataframe`` or ``totals``) as a person reads it: times as local
+    clock times to the second (the date too when not all today), token counts as whole
+    numbers ("—" where unknown), latencies to the millisecond. Only for showing: ``-o VAR``
+    keeps the real DataFrame."""
+    import datetime as dt
+
+    view = df.copy()
+    if "time" in view and len(view):
+        days = set(view["time"].dt.date)
+        fmt = "%H:%M:%S" if days == {dt.datetime.now(view["time"].dt.tz).date()} else "%Y-%m-%d %H:%M:%S"
+        view["time"] = view["time"].dt.strftime(fmt)
+    for col in ("prompt_tokens", "completion_tokens", "items", "calls", "errors", "interrupted", "cache_hits"):
+        if col in view:
+            view[col] = ["—" if missing else f"{int(v):,}" for v, missing in zip(view[col], view[col].isna(), strict=True)]
+    for col in ("latency_s", "mean_latency_s"):
+        if col in view:
+            view[col] = view[col].round(3)
+    return view

@@ -19,7 +19,7 @@ from .parser import SUBCOMMANDS, HelpRequested, MagicUsageError, parse_line
 
 #: modules that register subcommands when imported (one per area), in the order help lists them
 COMMAND_MODULES = ["commands", "commands.config", "commands.panel", "commands.cache", "commands.bench",
-                   "commands.replay", "commands.models"]
+                   "commands.replay", "commands.models", "commands.explain", "commands.chat"]
 
 
 def _load_commands() -> None:

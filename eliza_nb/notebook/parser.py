@@ -167,15 +167,23 @@ def add_setting_flags(p: MagicParser) -> None:
                            metavar=spec.user_name.upper(), help=spec.summary())
 
 
-def generate_parser() -> MagicParser:
-    p = MagicParser("%%eliza generate", "Generate text from the prompt in the cell body; {var} interpolates notebook variables.")
+def add_model_flags(p: MagicParser) -> None:
+    """Where a text call goes and how: -p, -c, -m, --preset, one flag per setting, --system."""
     p.add_argument("-p", "--provider", help="provider id, or provider:class / provider:model")
     p.add_argument("-c", "--model-class", dest="model_class", choices=("small", "medium", "large"))
     p.add_argument("-m", "--model", help="a model id (overrides the class's catalog model)")
     p.add_argument("--preset", help="creative, balanced, precise, or a registered preset")
     add_setting_flags(p)
     p.add_argument("--system", help="system prompt")
-    p.add_argument("-f", "--format", choices=FORMATS, help="how to render the answer (default: markdown, or %%config Eliza.default_format)")
+
+
+def generate_parser() -> MagicParser:
+    p = MagicParser("%%eliza generate", "Generate text from the prompt in the cell body; {var} interpolates notebook variables.")
+    add_model_flags(p)
+    p.add_argument("-f", "--format", choices=FORMATS,
+                   help="how to render the answer: markdown; text; code (the first code block, the prose folded "
+                        "below); json (the first JSON value, or why there is none). Default: markdown, or "
+                        "%%config Eliza.default_format")
     p.add_argument("-o", "--output", type=identifier, metavar="VAR", help="store the Result in this variable")
     p.add_argument("--no-cache", dest="no_cache", action="store_true")
     p.add_argument("--strict", action="store_true",

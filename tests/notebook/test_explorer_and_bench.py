@@ -173,6 +173,13 @@ def test_bench_fallback_has_bars_and_text():
     assert data["text/plain"].startswith("benchmark: 16 runs") and "p50_latency_s" in data["text/plain"]
 
 
+def test_bench_title_counts_in_words():
+    one = bench_frame()
+    one = one[(one["model"] == one["model"].iloc[0])].head(1)
+    assert BenchmarkView(one).title == "benchmark: 1 run · 1 model"  # not "1 models"
+    assert BenchmarkView(bench_frame()).title == "benchmark: 16 runs · 2 models"
+
+
 def test_bench_panel_magic(run, ip):
     ip.user_ns["results"] = bench_frame()
     cell = run("%eliza panel --bench results -o bv")

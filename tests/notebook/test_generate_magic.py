@@ -109,7 +109,8 @@ def test_formats(run, fmt, key):
     if fmt == "code":
         assert out.data["text/markdown"].startswith("```")
     if fmt == "json":
-        assert "application/json" in out.data or "not valid JSON" in out.data["text/plain"]
+        # the value pretty-printed in a ```json block, or one line on why there is none
+        assert out.data["text/markdown"].startswith("```json\n") or "JSON" in out.data["text/plain"]
 
 
 def test_json_format_validates_and_pretty_prints():
@@ -117,9 +118,10 @@ def test_json_format_validates_and_pretty_prints():
     from eliza_nb.notebook.display import render_bundle
 
     good = render_bundle(Result(text='```json\n{"a": [1, 2]}\n```', provider="p", model="m", model_class="small"), "json")
-    assert good["application/json"] == {"a": [1, 2]} and json.loads(good["text/plain"].split("\n—")[0]) == {"a": [1, 2]}
+    assert json.loads(good["text/plain"].split("\n—")[0]) == {"a": [1, 2]}
+    assert good["text/markdown"].startswith('```json\n{\n  "a": [\n    1,')
     bad = render_bundle(Result(text="{not json", provider="p", model="m", model_class="small"), "json")
-    assert "application/json" not in bad and "not valid JSON" in bad["text/plain"]
+    assert "the JSON is not valid at character 1" in bad["text/plain"] and "```json" not in bad["text/markdown"]
 
 
 def test_default_format_from_config(run, ip):

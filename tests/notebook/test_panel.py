@@ -27,10 +27,13 @@ def used(run, ip) -> dict:
     return ip.user_ns["_r"].settings
 
 
-def test_panel_shows_the_effective_values_and_their_source(panel):
+def test_panel_shows_the_effective_values_and_their_source(panel, rt):
     assert panel.provider.value == "llama_local" and panel.model_class.value == "small"
     assert panel.sliders["temperature"].value == 0.3 and "catalog llama_local" in panel.sources["temperature"].value
-    assert panel.max_tokens.value == 8192 and panel.stop.value == ["<|eot_id|>", "<|eom_id|>"]
+    # max tokens: what the next call uses (the class's default), not the catalog's ceiling
+    effective = rt.effective_settings(rt.resolve()).max_output_tokens
+    assert panel.max_tokens.value == effective and f"max {effective} tok" in panel.status.value
+    assert panel.stop.value == ["<|eot_id|>", "<|eom_id|>"]
     assert panel.unset_buttons["temperature"].disabled
     assert panel.model.placeholder == "smollm2-135m-instruct"
     assert "next call: <b>llama_local:smollm2-135m-instruct</b>" in panel.status.value
@@ -65,8 +68,8 @@ def test_every_control_writes_the_session(panel, rt):
 
 
 def test_slider_noise_is_rounded(panel, rt):
-    panel.sliders["temperature"].value = 0.1 + 0.2  # 0.30000000000000004
-    assert rt.session.state.settings.temperature == 0.3
+    panel.sliders["temperature"].value = 0.1 + 0.7  # 0.7999999999999999
+    assert rt.session.state.settings.temperature == 0.8
 
 
 def test_config_set_moves_the_slider(panel, run, ip):
@@ -178,3 +181,71 @@ def test_panel_magic_bad_input(run, line, message):
     cell = run(line)
     assert isinstance(cell.error, UsageError) and message in str(cell.error) and "\n" not in str(cell.error)
     assert cell.outputs == []
+
+
+def click_preset(panel, name: str) -> None:
+    """A click on a preset button: the browser sends the ToggleButtons' index."""
+    front_end_sets(panel.preset, index=[value for _, value in panel.preset.options].index(name))
+
+
+def _source(panel, name) -> str:
+    import re
+
+    return re.sub(r"<[^>]+>", "", panel.sources[name].value)
+
+
+def test_preset_round_trip_ignores_the_browsers_echo(panel, rt):
+    """The browser answers the kernel moving a slider with the value snapped to the slider's
+    step (0.7000000000000001): that is no user change and must not become a session value."""
+    assert all(s.continuous_update is False for s in panel.sliders.values())  # sent on release only
+    click_preset(panel, "creative")
+    assert panel.sliders["frequency_penalty"].value == 0.7
+    front_end_sets(panel.sliders["frequency_penalty"], value=0.7000000000000001)  # the echo, right away
+    front_end_sets(panel.sliders["presence_penalty"], value=0.7)
+    assert rt.session.state.settings.frequency_penalty is None and _source(panel, "frequency_penalty") == "preset creative"
+    click_preset(panel, "precise")
+    front_end_sets(panel.sliders["temperature"], value=0.8000000000000002)  # a late echo of creative's display
+    s = rt.session.state
+    assert s.preset == "precise" and s.settings == type(s.settings)()  # nothing written
+    for name, value in [("temperature", 0.2), ("frequency_penalty", 0.0), ("presence_penalty", 0.0)]:
+        assert panel.sliders[name].value == value and _source(panel, name) == "preset precise", name
+    assert rt.effective_settings(rt.resolve()).frequency_penalty == 0.0
+
+
+def test_a_user_change_after_an_echo_still_counts(panel, rt, monkeypatch):
+    click_preset(panel, "creative")
+    click_preset(panel, "precise")
+    front_end_sets(panel.sliders["frequency_penalty"], value=0.25)  # a real move
+    assert rt.session.state.settings.frequency_penalty == 0.25 and _source(panel, "frequency_penalty") == "session"
+    front_end_sets(panel.sliders["frequency_penalty"], value=0.0)  # and straight back: also real
+    assert rt.session.state.settings.frequency_penalty == 0.0
+    import importlib
+
+    panel_module = importlib.import_module("eliza_nb.notebook.widgets.panel")  # the package's .panel is a function
+
+    monkeypatch.setattr(panel_module, "ECHO_WINDOW_S", 0.0)  # long after the preset's display:
+    click_preset(panel, "creative")
+    click_preset(panel, "balanced")
+    front_end_sets(panel.sliders["presence_penalty"], value=0.7)  # the creative value, chosen by hand
+    assert rt.session.state.settings.presence_penalty == 0.7
+
+
+def test_max_tokens_zero_shows_the_effective_value_again(panel, rt):
+    effective = rt.effective_settings(rt.resolve()).max_output_tokens
+    front_end_sets(panel.max_tokens, value=0)  # 0 = not set, and it is not set: nothing to write
+    assert rt.session.state.settings.max_output_tokens is None and panel.max_tokens.value == effective
+
+
+def test_stop_chips_show_invisible_characters(panel, rt):
+    rt.session.update(stop=["\n\n", "END", "a\\b"])
+    assert panel.stop.value == ["\\n\\n", "END", "a\\b"]  # a chip a user can see, and type
+    front_end_sets(panel.stop, value=["\\n\\n", "END", "a\\b", "\\t"])
+    assert rt.session.state.settings.stop == ("\n\n", "END", "a\\b", "\t")
+
+
+@pytest.mark.parametrize("stop", ["\n\n", "\\n", "\\", "x\\", "\x1b[0m", "tab\there", "\\\\n", "\\begin", "</s>", "。"])
+def test_stop_labels_round_trip(stop):
+    from eliza_nb.notebook.widgets.panel import stop_label, stop_value
+
+    label = stop_label(stop)
+    assert stop_value(label) == stop and label.isprintable()

@@ -43,7 +43,8 @@ def test_footer_html_renders_the_same_parts_with_tones():
     r = streamed(cached=True, notes=["a <b> note", "another"], attempts=[Attempt("a:x", "E"), Attempt("p:m", "ok")])
     h = footer_html(r)
     assert "<b>p:m</b>" in h and "color:#15803d'>cache hit" in h and "tried a:x → p:m" in h
-    assert "ⓘ 2 notes" in h and "a &lt;b&gt; note" in h and "<b> note" not in h
+    assert "notes (2)" in h and "ⓘ" not in h and "a &lt;b&gt; note" in h and "<b> note" not in h
+    assert h.startswith("<details") and "<summary" in h and "onclick" not in h  # a click opens them
     assert "a &lt;b&gt; note" in r._repr_markdown_()
 
 

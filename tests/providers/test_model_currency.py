@@ -232,3 +232,27 @@ def test_a_vertex_endpoint_of_the_users_own_is_kept_in_the_global_region(home, f
                  env={"VERTEX_ACCESS_TOKEN": SECRET})
     assert rt.generate("hi", provider="claude_vertex", failover=False).text == "Paris."
     assert fault_server.requests[-1].path.endswith("/locations/global/publishers/anthropic/models/claude-x:rawPredict")
+
+
+GEMINI_OK = {"candidates": [{"content": {"parts": [{"text": "Paris."}], "role": "model"}, "finishReason": "STOP"}],
+             "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 2}}
+
+
+@pytest.mark.parametrize("protocol", ["anthropic", "google"])
+def test_a_history_starting_with_the_models_turn_is_sent_from_the_first_user_turn(home, fault_server, protocol):
+    """A history trimmed to its recent turns may start with an assistant turn: Anthropic and Gemini refuse that."""
+    if protocol == "anthropic":
+        fault_server.script("/v1/messages", fs.json_reply(ANTHROPIC_OK))
+        entry = {"protocol": "anthropic", "endpoint": fault_server.url + "/v1", "key_env": ["FAULT_KEY"],
+                 "models": {"small": "claude-x"}}
+    else:
+        fault_server.script("/v1beta/models/gem-x:generateContent", fs.json_reply(GEMINI_OK))
+        entry = {"protocol": "google", "endpoint": fault_server.url, "key_env": ["FAULT_KEY"], "models": {"small": "gem-x"}}
+    rt = Runtime(home, config={"providers": {"p": entry}, "defaults": {"provider": "p"}}, env={"FAULT_KEY": SECRET})
+    history = [{"role": "system", "content": "Be brief."}, {"role": "assistant", "content": "an old answer"},
+               {"role": "user", "content": "And Italy?"}]
+    result = rt.generate(history, failover=False)
+    body = fault_server.requests[-1].body
+    sent = body["messages"] if protocol == "anthropic" else body["contents"]
+    assert len(sent) == 1 and sent[0]["role"] == "user"
+    assert any("left out 1 assistant turn at the start of the history" in n for n in result.notes)

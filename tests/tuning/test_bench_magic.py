@@ -34,6 +34,8 @@ def test_bench_magic_shows_summary_and_chart_and_stores_results(ip):
     assert any("image/svg+xml" in k for k in kinds), "the latency-vs-score chart"
     assert any("p50 latency" in o.data.get("text/plain", "") for o in cap.outputs), "the chart degrades to text"
     assert "res: 4 rows" in cap.stdout
+    # 4 calls, 2 at a time, on the one local model: some waited, and the line says that wait is apart
+    assert (frame.queue_s > 0.05).any() and "latency and TTFT are service time" in cap.stdout and "queue_s" in cap.stdout
 
 
 @pytest.mark.parametrize("line, message", [

@@ -30,7 +30,7 @@ def test_local_model_two_presets_three_cases_two_repeats(local_runtime):
     assert df[df.case_id == "fr"].score.mean() > 0, "the model knows Paris at a low temperature"
     s = df.summary()
     assert list(s.columns) == ["model", "preset", "runs", "p50_latency_s", "p95_latency_s", "mean_ttft_s",
-                               "tokens_per_s", "mean_score", "total_cost_usd", "error_rate"]
+                               "mean_queue_s", "tokens_per_s", "mean_score", "total_cost_usd", "error_rate"]
     assert len(s) == 2 and (s.runs == 6).all() and (s.error_rate == 0).all()
     assert (s.p50_latency_s <= s.p95_latency_s).all()
     svg = df.chart()._repr_svg_()
@@ -63,6 +63,7 @@ def test_concurrency_overlaps_calls(scripted):
                    repeats=1, concurrency=8, progress=False)
     assert time.perf_counter() - t0 < 1.2, "8 calls of 0.2 s at concurrency 8 overlap"
     assert df.error.isna().all()
+    assert (df.queue_s == 0).all() and (df.latency_s >= 0.2).all(), "a remote call waits for no model: its latency is all service"
 
 
 @pytest.mark.parametrize("name, output, expected, score", [
@@ -100,3 +101,23 @@ def test_benchmark_embeddings(local_runtime):
     assert rows.loc["openai:text-embedding-3-small", "error"].startswith("MissingKeyError")
     with pytest.raises(ConfigError, match="groq has no embedding model; providers with one: openai"):
         benchmark_embeddings(local_runtime, ["x"], models=["groq"])
+
+
+def test_chart_labels_stay_inside_the_chart():
+    """The slowest point's label is drawn left of it, and a very long one is cut (full text in the tooltip)."""
+    import re
+
+    from eliza_nb.core.bench import LatencyScoreChart
+
+    long_model = "llama_local:" + "x" * 80
+    summary = pd.DataFrame({"model": ["fast", "llama_local:smollm2-135m-instruct", long_model],
+                            "preset": ["precise"] * 3, "p50_latency_s": [0.1, 2.0, 1.0], "mean_score": [0.5, 1.0, 0.7]})
+    chart = LatencyScoreChart(summary)
+    svg = chart._repr_svg_()
+    labels = re.findall(r'<text x="([\d.]+)" y="[\d.]+"( text-anchor="end")?>([^<]*(?:· precise|…))</text>', svg)
+    assert len(labels) == 3
+    for x, anchored_end, text in labels:
+        right = float(x) if anchored_end else float(x) + 6.2 * len(text)
+        assert right <= chart.width, f"{text!r} runs off the chart"
+    assert any(end for _, end, text in labels if text.startswith("llama_local:smollm2")), "the slowest point's label is on its left"
+    assert any(text.endswith("…") for _, _, text in labels) and f"{long_model} · precise" in svg  # cut, full in the tooltip

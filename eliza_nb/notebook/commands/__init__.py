@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import argparse
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.display import display
 
 from ...core.errors import StreamInterrupted
-from ...core.types import Result, provenance
+from ...core.tokens import counted_usage
+from ...core.types import Message, Result, as_messages, provenance
 from ..config import eliza_config
 from ..display import StreamView, partial_result, show_result
 from ..interpolate import interpolate
 from ..parser import (
     EmbedArgs,
     GenerateArgs,
+    MagicParser,
     NoArgs,
     embed_parser,
     generate_parser,
@@ -35,8 +41,31 @@ def do_help(shell: Any, args: Any, cell: str | None) -> None:
     print(help_text())
 
 
+@dataclass
+class GenerateLineArgs(GenerateArgs):
+    """GenerateArgs plus any words left on the line (``%eliza generate Hello``): the prompt
+    belongs in the cell, and the handler says so in one line rather than argparse's
+    "unrecognized arguments"."""
+
+    words: list[str] = field(default_factory=list)
+
+
+def generate_line_parser() -> MagicParser:
+    """``generate_parser`` that also takes the words a prompt on the line would be."""
+    p = generate_parser()
+    p.add_argument("words", nargs="*", help=argparse.SUPPRESS)
+    return p
+
+
 def do_generate(shell: Any, args: GenerateArgs, cell: str | None) -> None:
-    if cell is None or not cell.strip():
+    words = getattr(args, "words", None)
+    if words:  # `%eliza generate Hello`: the prompt on the line
+        raise UsageError(f"use `%%eliza generate` with the prompt in the cell: `%%eliza generate [options]` on the first "
+                         f"line, {' '.join(words)!r} on the lines below")
+    if cell is None:
+        raise UsageError("use `%%eliza generate` with the prompt in the cell: the first line `%%eliza generate [options]`, "
+                         "the prompt on the lines below")
+    if not cell.strip():
         raise UsageError("%%eliza generate needs the prompt in the cell body, e.g. %%eliza generate -t 0 | What is the capital of France?")
     prompt = cell.strip("\n") if args.no_interpolate else interpolate(cell.strip("\n"), shell.user_ns)
     rt = runtime()
@@ -59,16 +88,35 @@ def stream_into_cell(rt: Any, prompt: str, options: dict[str, Any], fmt: str) ->
     interrupted; the runtime caches nothing for it.
     """
     stream = rt.stream(prompt, **options)  # bad options raise here, before any output
+    return show_stream(stream, fmt, rt=rt, prompt=as_messages(prompt, options.get("system")))
+
+
+def show_stream(stream: Any, fmt: str, *, rt: Any = None, prompt: Sequence[Message] | None = None) -> Result:
+    """Show a started stream (``Runtime.stream``'s or a conversation's) in the cell, then
+    the final render. A stream whose ``close()`` settles its own partial Result (a
+    conversation's keeps it as the turn) has it in ``.result``; others get one made here.
+
+    A stopped stream's Result gets the tokens counted so far (``prompt``: the messages sent,
+    when known) and the time it ran, where the provider reported nothing."""
     conf = eliza_config()
     view = StreamView(conf.stream_interval, show_footer=conf.show_footer)
+    t0, first = time.monotonic(), None
     try:
         for chunk in stream:
+            if first is None:
+                first = time.monotonic() - t0
             view.append(chunk)
         result = stream.result
     except (KeyboardInterrupt, StreamInterrupted) as exc:
+        elapsed = time.monotonic() - t0
         stream.close()
         partial = getattr(exc, "partial", "") or view.text
-        result = partial_result(stream.target, partial, f"interrupted: {exc}" if str(exc) else "interrupted by the user")
+        result = stream.result or partial_result(stream.target, partial,
+                                                 f"interrupted: {exc}" if str(exc) else "interrupted by the user")
+        if result.interrupted and result.usage.total_tokens is None:
+            result.usage = counted_usage(rt or runtime(), stream.target, prompt, result.text)
+            result.latency_s = result.latency_s or elapsed
+            result.ttft_s = result.ttft_s if result.ttft_s is not None else first
     view.finish(result, fmt)
     return result
 
@@ -123,6 +171,6 @@ def _show_line(text: str, meta: dict[str, Any]) -> None:
     display({"text/plain": text}, raw=True, metadata={"eliza_nb": meta})
 
 
-register_subcommand("generate", generate_parser, GenerateArgs, "generate text from the cell body (streams)", do_generate)
+register_subcommand("generate", generate_line_parser, GenerateLineArgs, "generate text from the cell body (streams)", do_generate)
 register_subcommand("embed", embed_parser, EmbedArgs, "embed text: a vector, or a DataFrame for a cell of lines", do_embed)
 register_subcommand("help", simple_parser("help", "List the subcommands."), NoArgs, "this list", do_help)

@@ -10,6 +10,9 @@ from IPython.display import display
 
 from ..parser import MagicParser, add_setting_flags, identifier, positive_int, register_subcommand
 
+#: a wait for the model shorter than this is not worth a line
+QUEUE_NOTE_S = 0.05
+
 
 @dataclass
 class BenchArgs:
@@ -52,6 +55,10 @@ def do_bench(shell: Any, args: BenchArgs, cell: str | None) -> None:
     frame = eliza_nb.benchmark(shell.user_ns[args.cases], args.models or None, args.presets or None, **options)
     display(frame.summary())
     display(frame.chart())
+    waited = frame["queue_s"].fillna(0.0) if "queue_s" in frame else None
+    if waited is not None and (waited > QUEUE_NOTE_S).any():
+        print(f"latency and TTFT are service time; {int((waited > QUEUE_NOTE_S).sum())} call(s) also waited for a busy "
+              f"model (up to {waited.max():.1f} s): that is queue_s, apart")
     if args.output:
         shell.user_ns[args.output] = frame
         print(f"{args.output}: {len(frame)} rows (one per model x preset x case x repeat)")

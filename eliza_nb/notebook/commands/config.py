@@ -21,7 +21,7 @@ from ...core.ledger import GROUPS
 from ...core.settings import ALIASES as SETTING_ALIASES
 from ...core.settings import SETTINGS
 from ..config import eliza_config
-from ..display import show_table
+from ..display import show_table, usage_view
 from ..parser import MagicParser, identifier, positive_int, register_subcommand
 from . import runtime
 
@@ -263,7 +263,7 @@ def do_config(shell: Any, args: ConfigArgs, cell: str | None) -> None:
 
 
 def _example(name: str) -> str:
-    examples = {"provider": "openai", "model_class": "large", "model": "gpt-4o", "preset": "precise",
+    examples = {"provider": "openai", "model_class": "large", "model": "gpt-6.2-sol", "preset": "precise",
                 float: "0.2", int: "256", str: "END"}
     return examples[SETTINGS[name].kind if name in SETTINGS else name]
 
@@ -273,7 +273,7 @@ def _say(text: str, meta: dict[str, Any]) -> None:
 
 
 def usage_summary(df: Any) -> str:
-    """One line: calls, tokens, known cost, cache hits, errors."""
+    """One line: calls, tokens, known cost, cache hits, errors, interrupted calls."""
     if not len(df):
         return "no calls yet"
     pt = int(df["prompt_tokens"].fillna(0).sum())
@@ -286,9 +286,12 @@ def usage_summary(df: Any) -> str:
     hits = int(df["cache_hit"].sum())
     if hits:
         parts.append(f"{hits} cache hits")
-    errors = int(df["error"].notna().sum())
+    errors = int(df["status"].eq("error").sum())
     if errors:
         parts.append(f"{errors} errors")
+    stopped = int(df["status"].eq("interrupted").sum())  # the stop button is not a failure
+    if stopped:
+        parts.append(f"{stopped} interrupted")
     return " · ".join(parts)
 
 
@@ -301,7 +304,7 @@ def do_usage(shell: Any, args: UsageArgs, cell: str | None) -> None:
         df = ledger.totals(args.by)
     elif args.last:
         df = df.tail(args.last)
-    show_table(df, command="usage", title=f"usage this session: {summary}", meta={"summary": summary})
+    show_table(usage_view(df), command="usage", title=f"usage this session: {summary}", meta={"summary": summary})
     if args.output:
         shell.user_ns[args.output] = df
 

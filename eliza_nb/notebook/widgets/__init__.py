@@ -23,10 +23,12 @@ def panel(runtime: Any = None) -> ParameterPanel:
     return ParameterPanel(runtime)
 
 
-def playground(prompt: str = "", runtime: Any = None, system: str | None = None, **options: Any) -> Playground:
-    """A prompt box with Run / Stop that streams answers with the session's settings;
-    ``options`` (max_tokens=64, temperature=0, ...) override the session for this playground."""
-    return Playground(runtime, prompt=prompt, system=system, options=options)
+def playground(prompt: str = "", runtime: Any = None, system: str | None = None, name: str | None = None,
+               new: bool = False, **options: Any) -> Playground:
+    """A chat: the conversation ``name`` (the one ``%%eliza chat --name`` and ``eliza_nb.chat``
+    use; "default" when None) above, a prompt box with Run / Stop / Clear below. ``new``
+    starts it fresh; ``options`` (max_tokens=64, temperature=0, ...) override the session."""
+    return Playground(runtime, prompt=prompt, system=system, options=options, name=name, new=new)
 
 
 def explorer(data: Any, **kwargs: Any) -> EmbeddingExplorer:

@@ -25,7 +25,8 @@ HERE = Path(__file__).parent
 HIGHER_IS_BETTER = ("score", "mean_score", "tokens_per_s", "mean_tokens_per_s")
 #: numeric columns that are counts or ids, not measurements: no bars
 NO_BARS = ("repeat", "runs", "case_id", "prompt_tokens")
-LOWER_IS_BETTER = ("latency_s", "ttft_s", "mean_ttft_s", "cost_usd", "p50_latency_s", "p95_latency_s", "total_cost_usd", "error_rate")
+LOWER_IS_BETTER = ("latency_s", "ttft_s", "queue_s", "mean_ttft_s", "mean_queue_s", "cost_usd", "p50_latency_s", "p95_latency_s",
+                   "total_cost_usd", "error_rate")
 
 
 def _as_frame(results: Any):
@@ -73,6 +74,11 @@ def summary_of(results: Any):
         summary = results.summary()
         return _as_frame(summary)
     return summarize(_as_frame(results))
+
+
+def _count(n: int, noun: str) -> str:
+    """"1 model", "3 models"."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _cell(value: Any) -> Any:
@@ -149,7 +155,7 @@ class BenchmarkView(anywidget.AnyWidget):
         n_models = self.runs["model"].nunique() if "model" in self.runs else 0
         super().__init__(
             tables={"summary": table_payload(self.summary), "runs": table_payload(self.runs)},
-            view=view, title=title or f"benchmark: {len(self.runs)} runs · {n_models} models", **kwargs,
+            view=view, title=title or f"benchmark: {_count(len(self.runs), 'run')} · {_count(n_models, 'model')}", **kwargs,
         )
 
     @traitlets.validate("view")

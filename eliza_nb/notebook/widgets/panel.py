@@ -8,11 +8,22 @@ So the next ``%%eliza generate`` uses exactly what the panel shows.
 "Not set" (None) cannot be shown by a slider, so each setting row shows the *effective*
 value (catalog < preset < session) with its source beside it, and a ↺ button that unsets
 the session value. Moving the control makes it a session value.
+
+Only a user's change may write the session, never the panel's own display. A guard flag
+around the Python-side update is not enough: a browser answers some programmatic updates
+with a value of its own *after* the flag is cleared (ipywidgets' FloatSlider snaps the value
+to its step grid on the kernel's ``set`` and, with ``continuous_update``, sends the snapped
+0.7000000000000001 back). So sliders send only at the end of a user's drag or key press
+(``continuous_update=False``: the slider's ``change`` event, which a programmatic set never
+fires), and a value coming from a control that equals what the panel shows, or what it
+showed a moment ago, is taken as that echo and ignored.
 """
 
 from __future__ import annotations
 
 import html
+import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -25,6 +36,16 @@ from ...core.settings import SETTINGS, Setting
 _LABEL = {"description_width": "110px"}
 _WIDTH = "420px"  # every control gets this width, so the ↺ buttons line up in a column
 _MUTED = "font-size:0.85em;color:var(--jp-ui-font-color2,#777)"
+# A notebook reopened without its kernel draws the panel from the saved widget state, each
+# control marked with ipywidgets' "disconnected" icon: one note on the panel says it instead.
+_OFFLINE = ("<style>.eliza-panel .jupyter-widgets-disconnected::before{display:none}"
+            ".eliza-panel-offline{display:none}"
+            ".eliza-panel.jupyter-widgets-disconnected .eliza-panel-offline{display:inline;color:#b45309}</style>"
+            "<span class='eliza-panel-offline'> · saved view: run the cell for a live panel</span>")
+#: how long a value the panel displayed may still come back from the browser as an echo
+ECHO_WINDOW_S = 3.0
+_ESCAPES = {"\n": "n", "\r": "r", "\t": "t"}
+_UNESCAPE = re.compile(r"\\(\\|n|r|t|x[0-9a-fA-F]{2})")
 
 
 def _labelled(text: str, control: W.Widget, width: str = "424px") -> W.HBox:  # 420 + a control's 2 x 2px margin
@@ -43,6 +64,36 @@ def _zero_unsets(spec: Setting) -> bool:
     return False
 
 
+def stop_label(text: str) -> str:
+    """A stop sequence as a chip shows it: newlines, tabs and other control characters as
+    ``\\n``, ``\\t``, ``\\x1b`` (a ``"\\n\\n"`` stop would otherwise be an empty chip); a
+    backslash is doubled only where it would read as one of those. :func:`stop_value` inverts it."""
+    out = []
+    for i, ch in enumerate(text):
+        if ch == "\\":
+            out.append("\\\\" if text[i + 1:i + 2] in ("\\", "n", "r", "t", "x") else ch)
+        elif ch in _ESCAPES:
+            out.append("\\" + _ESCAPES[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def stop_value(label: str) -> str:
+    """The stop sequence a chip's text means: ``\\n`` typed or shown is a newline."""
+    def one(m: re.Match[str]) -> str:
+        code = m.group(1)
+        if code == "\\":
+            return "\\"
+        if code[0] == "x":
+            return chr(int(code[1:], 16))
+        return {"n": "\n", "r": "\r", "t": "\t"}[code]
+
+    return _UNESCAPE.sub(one, label)
+
+
 def setting_control(spec: Setting) -> W.Widget:
     """The control for one setting, from its declaration: a slider for a float with a range,
     a number box for other numbers, chips for a list of strings."""
@@ -51,8 +102,11 @@ def setting_control(spec: Setting) -> W.Widget:
         return W.TagsInput(allow_duplicates=False, tooltip=spec.summary(), layout=W.Layout(width="300px")).add_class(css)
     if spec.kind is float and spec.panel_range is not None:
         lo, hi = spec.panel_range
+        # continuous_update=False: the value is sent when a drag or key press ends, never in answer
+        # to the kernel setting it (module docstring).
         return W.FloatSlider(min=lo, max=hi, step=spec.step, description=spec.label or spec.name, readout_format=".2f",
-                             tooltip=spec.summary(), style=_LABEL, layout=W.Layout(width=_WIDTH)).add_class(css)
+                             continuous_update=False, tooltip=spec.summary(), style=_LABEL,
+                             layout=W.Layout(width=_WIDTH)).add_class(css)
     box = W.IntText if spec.kind is int else W.FloatText
     tip = spec.summary() + ("; 0 = not set" if _zero_unsets(spec) else "")
     return box(tooltip=tip, layout=W.Layout(width="120px")).add_class(css)
@@ -61,7 +115,7 @@ def setting_control(spec: Setting) -> W.Widget:
 def control_value(spec: Setting, value: Any) -> Any:
     """The session value for what a control shows."""
     if spec.kind is str:
-        return tuple(value)
+        return tuple(stop_value(v) for v in value)
     if isinstance(value, float):
         value = round(value, 4)  # slider steps accumulate float noise (0.30000000000000004)
     return None if value == 0 and _zero_unsets(spec) else value
@@ -70,7 +124,7 @@ def control_value(spec: Setting, value: Any) -> Any:
 def shown_value(control: W.Widget, spec: Setting, value: Any) -> Any:
     """What a control shows for a session value (None: the control's empty value)."""
     if spec.kind is str:
-        return list(value or ())
+        return [stop_label(v) for v in value or ()]
     if value is None:
         return 0
     if isinstance(control, W.FloatSlider):
@@ -117,6 +171,10 @@ class ParameterPanel(W.VBox):
     def __init__(self, runtime: Any = None, **kwargs: Any) -> None:
         self.runtime = _runtime(runtime)
         self._syncing = False
+        #: per control: the value the panel shows (from the session), and the values it sent the
+        #: browser in the last ECHO_WINDOW_S seconds (monotonic time, value): what an echo may carry
+        self._shown: dict[str, Any] = {}
+        self._recent: dict[str, list[tuple[float, Any]]] = {}
         rt = self.runtime
         self.status = W.HTML().add_class("eliza-panel-status")
         self.provider = W.Dropdown(options=provider_options(rt), description="provider", style=_LABEL,
@@ -144,7 +202,7 @@ class ParameterPanel(W.VBox):
         self.stop = self.controls["stop"]
         self.reset_button = W.Button(description="reset to defaults", layout=W.Layout(width="160px")).add_class("eliza-reset")
         self.reset_button.on_click(lambda _: self._reset_all())
-        title = W.HTML("<b>eliza_nb</b> · parameters (shared with %%eliza and %eliza config)")
+        title = W.HTML("<b>eliza_nb</b> · parameters (shared with %%eliza and %eliza config)" + _OFFLINE)
         super().__init__(children=[title, self.provider, _labelled("model class", self.model_class, "auto"), self.model,
                                    _labelled("preset", self.preset, "auto"), *rows,
                                    self.reset_button, self.status], **kwargs)
@@ -164,12 +222,39 @@ class ParameterPanel(W.VBox):
 
     # -- panel -> session -----------------------------------------------------------------
     def _wire(self) -> None:
-        self.provider.observe(lambda c: self._write(provider=c["new"], model=None), names="value")
-        self.model_class.observe(lambda c: self._write(model_class=c["new"], model=None), names="value")
-        self.model.observe(lambda c: self._write(model=c["new"].strip() or None), names="value")
-        self.preset.observe(lambda c: self._write(preset=c["new"] or None), names="value")
+        # A choice equal to the session's is no change (and must not clear the model id).
+        self.provider.observe(lambda c: self._choose("provider", c["new"], model=None), names="value")
+        self.model_class.observe(lambda c: self._choose("model_class", c["new"], model=None), names="value")
+        self.model.observe(lambda c: self._choose("model", c["new"].strip() or None), names="value")
+        self.preset.observe(lambda c: self._choose("preset", c["new"] or None), names="value")
         for name, control in self.controls.items():
-            control.observe(lambda c, n=name: self._write(**{n: control_value(SETTINGS[n], c["new"])}), names="value")
+            control.observe(lambda c, n=name: self._from_control(n, c["new"]), names="value")
+
+    def _choose(self, field: str, value: Any, **also: Any) -> None:
+        if not self._syncing and getattr(self.runtime.session.state, field) != value:
+            self._write(**{field: value}, **also)
+
+    def _from_control(self, name: str, value: Any) -> None:
+        """A setting control changed: a user's change writes the session; an echo of the
+        panel's own display (module docstring) is dropped."""
+        if self._syncing:
+            return
+        spec = SETTINGS[name]
+        new = control_value(spec, value)
+        if name in self._shown and new == control_value(spec, self._shown[name]):
+            return  # what the panel shows already: no change
+        now = time.monotonic()
+        if any(now - t <= ECHO_WINDOW_S and new == control_value(spec, v) for t, v in self._recent.get(name, ())):
+            # A late echo of an earlier display: put the current one back in the browser.
+            with self._sync():
+                self.controls[name].value = self._shown[name]
+            return
+        # The browser sent this after the displays it had seen: none of those can echo later.
+        self._recent.pop(name, None)
+        before = self.runtime.session.state
+        self._write(**{name: new})
+        if self.runtime.session.state is before:  # nothing changed (0 = not set, already unset):
+            self._refresh()                       # show the effective value again
 
     def _write(self, **changes: Any) -> None:
         if self._syncing:  # our own refresh moving a control: not a user change
@@ -222,13 +307,16 @@ class ParameterPanel(W.VBox):
                 return
             self.model.placeholder = entry.models.get(target.model_class, "") or "(no model for this class)"
             for name, control in self.controls.items():
-                control.value = shown_value(control, SETTINGS[name], getattr(effective, name))
+                self._show(name, control, shown_value(control, SETTINGS[name], getattr(effective, name)))
             for name, source in self.sources.items():
                 mine = getattr(state.settings, name)
                 if mine is not None:
                     text, bold = "session", True
                 elif preset is not None and getattr(preset, name) is not None:
                     text, bold = f"preset {state.preset}", False
+                elif name == "max_output_tokens" and effective.max_output_tokens != entry.settings.max_output_tokens:
+                    # the class's default length (the catalog's value is the ceiling): what the next call uses
+                    text, bold = f"{target.model_class.value} default", False
                 elif getattr(entry.settings, name) is not None:
                     text, bold = f"catalog {entry.id}", False
                 else:
@@ -241,6 +329,18 @@ class ParameterPanel(W.VBox):
                 f"t {'—' if temp is None else f'{temp:g}'} · preset {html.escape(state.preset or '—')} · "
                 f"max {effective.max_output_tokens or '—'} tok</span>"
             )
+
+    def _show(self, name: str, control: W.Widget, value: Any) -> None:
+        """Display ``value`` on a control, remembering it as a value the browser may echo."""
+        self._shown[name] = value
+        spec = SETTINGS[name]
+        # Only a real change goes to the browser: pushing back the rounded form of what a user
+        # just sent (0.05 for 0.05000000000000002) would move a slider that has gone on since.
+        if control_value(spec, control.value) != control_value(spec, value):
+            now = time.monotonic()
+            recent = [(t, v) for t, v in self._recent.get(name, ()) if now - t <= ECHO_WINDOW_S]
+            self._recent[name] = [*recent, (now, value)]
+            control.value = value
 
     def _error(self, message: str) -> None:
         self.status.value = f"<span style='color:#b91c1c'>{html.escape(message)}</span>"

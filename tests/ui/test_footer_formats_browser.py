@@ -1,0 +1,63 @@
+"""The footer's notes and the -f code / cut-fence renders in a real browser (JupyterLab on
+loopback, Debian chromium via Playwright): JupyterLab's sanitizer keeps the <details> toggle,
+a click opens the notes, no icon glyph is used, and no footer renders inside a code block."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = [pytest.mark.ui, pytest.mark.timeout(300)]
+expect.set_options(timeout=60_000)
+
+NOTEBOOK = "footer_formats_ui.ipynb"
+CELL = """from eliza_nb.core.types import Result, Usage
+from eliza_nb.notebook.display import show_result
+notes = ["seed dropped: the API has no seed", "waited 1.0 s for the rate limit"]
+show_result(Result(text="Here is one:\\n\\n```python\\nprint('hi')\\n```\\n\\nThat prints hi.", provider="p", model="m",
+                   model_class="small", usage=Usage(3, 5), latency_s=0.2, notes=notes), "code")
+show_result(Result(text='Data:\\n\\n```json\\n{"a": [1,', provider="p", model="m", model_class="small",
+                   usage=Usage(3, 5), finish_reason="length", notes=notes[:1]), "markdown")
+print("SHOWN")"""
+WAIT_KERNEL = """() => {
+  const k = window.jupyterapp?.shell?.currentWidget?.sessionContext?.session?.kernel;
+  return !!k && k.connectionStatus === 'connected' && k.status === 'idle';
+}"""
+
+
+def test_notes_toggle_and_code_renders(jupyter, page):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    base, token, nbdir, _ = jupyter
+    nb = new_notebook(cells=[new_code_cell(CELL)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, nbdir / NOTEBOOK)
+    page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={token}&reset")
+    page.locator(".jp-Notebook").first.wait_for(timeout=90_000)
+    page.wait_for_function(WAIT_KERNEL, timeout=90_000)
+    cell = page.locator(".jp-Notebook .jp-Cell").first
+    cell.locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Control+Enter")
+    out = cell.locator(".jp-OutputArea")
+    expect(out).to_contain_text("SHOWN", timeout=120_000)
+
+    footers = out.locator("details.eliza-footer")
+    expect(footers).to_have_count(2)  # the sanitizer kept <details> and its class
+    expect(footers.first.locator("summary")).to_contain_text("notes (2)")
+    assert "ⓘ" not in out.inner_text()
+    notes = footers.first.locator(".eliza-notes")
+    expect(notes).to_be_hidden()
+    footers.first.locator("summary").click()  # a click, not only a hover
+    expect(notes).to_be_visible()
+    expect(notes).to_contain_text("seed dropped: the API has no seed")
+
+    # -f code: the block as code, the prose folded; the cut fence closed before the footer
+    expect(out.locator("pre").first).to_contain_text("print('hi')")
+    prose = out.locator("details:not(.eliza-footer)")
+    expect(prose.locator("summary")).to_contain_text("the rest of the answer")
+    expect(prose.get_by_text("That prints hi.")).to_be_hidden()
+    expect(out.locator("pre").nth(1)).to_contain_text('"a": [1,')
+    expect(out.locator("pre .eliza-footer, pre details, code .eliza-footer")).to_have_count(0)
+    assert "eliza-footer" not in out.locator("pre").nth(1).inner_html()
+    assert not page.errors, page.errors
