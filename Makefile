@@ -55,6 +55,7 @@ bench: $(TESTS) bench-envs
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/local.py
+	$(BIN)/python bench/roofline.py
 	$(BIN)/python bench/cache.py
 	$(BIN)/python bench/similar.py
 	$(BIN)/python bench/runner.py

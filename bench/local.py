@@ -43,8 +43,10 @@ STOPS = ["<|eot_id|>", "<|eom_id|>"]
 ONE = 50  # texts embedded one call each, per run and side
 
 
-def raw_llama(rt, *, embedding: bool):
-    """A ``Llama`` with exactly the settings eliza_nb's llama_local loads the same file with."""
+def raw_llama(rt, *, embedding: bool, flash_attn: bool = False):
+    """A ``Llama`` with the settings eliza_nb's llama_local loads the same file with, except that
+    the embedding model keeps llama-cpp-python's default ``flash_attn=False`` (what a user's
+    ``Llama.embed`` runs with) unless asked."""
     from llama_cpp import Llama
 
     from eliza_nb.adapters.local_models import MINILM, SMOLLM2, package_path, prepare_embedding_model
@@ -53,7 +55,7 @@ def raw_llama(rt, *, embedding: bool):
     if embedding:
         return Llama(model_path=str(prepare_embedding_model(rt.home, MINILM)), embedding=True, n_ctx=cfg.embedding_n_ctx,
                      n_batch=cfg.embedding_n_ctx, n_ubatch=cfg.embedding_n_ctx, n_threads=cfg.n_threads,
-                     n_threads_batch=cfg.n_threads, verbose=False)
+                     n_threads_batch=cfg.n_threads, verbose=False, flash_attn=flash_attn)
     return Llama(model_path=str(package_path(SMOLLM2)), n_ctx=cfg.n_ctx, n_batch=cfg.n_batch, n_ubatch=cfg.n_batch,
                  n_threads=cfg.n_threads, n_threads_batch=cfg.n_threads, verbose=False)
 
@@ -85,14 +87,19 @@ def worker(side: str, home: str) -> None:
                         frequency_penalty=0.0, presence_penalty=0.0)
         return r.usage.completion_tokens, clock() - t0
 
-    def embed(texts: list[str], one: bool) -> float:
+    emb_fa: list = []  # raw Llama.embed with flash attention (the batch-composition curve), made on first use
+
+    def embed(texts: list[str], one: bool, fa: bool = False) -> float:
+        if fa and not emb_fa:
+            emb_fa.append(raw_llama(rt, embedding=True, flash_attn=True))
+        llm = emb_fa[0] if fa else emb_raw
         t0 = clock()
-        if emb_raw is not None:
+        if llm is not None:
             if one:
                 for t in texts:
-                    emb_raw.embed(t, normalize=True)
+                    llm.embed(t, normalize=True)
             else:
-                emb_raw.embed(texts, normalize=True)
+                llm.embed(texts, normalize=True)
         elif one:
             for t in texts:
                 rt.embed(t)
@@ -108,7 +115,9 @@ def worker(side: str, home: str) -> None:
             n, dt = gen(int(cmd["tokens"]))
             print(json.dumps({"n": n, "t": dt}), flush=True)
         elif cmd["op"] == "embed":
-            print(json.dumps({"t": embed(cmd["texts"], bool(cmd["one"]))}), flush=True)
+            print(json.dumps({"t": embed(cmd["texts"], bool(cmd["one"]), bool(cmd.get("fa")))}), flush=True)
+        elif cmd["op"] == "count" and emb_raw is not None:  # mean MiniLM tokens per text (CLS and SEP included)
+            print(json.dumps({"mean": statistics.mean(len(emb_raw.tokenize(t.encode())) for t in cmd["texts"])}), flush=True)
         else:
             break
     rt.close()
@@ -162,6 +171,66 @@ def bench_throughput(home: str, runs: int, tokens: int, n_texts: int) -> dict[st
         out[f"{what}_ratio"] = statistics.median(o / r for o, r in zip(rates[f"{what}_ours"], rates[f"{what}_raw"], strict=True))
     out["tokens"] = int(statistics.median(counts))
     return out
+
+
+CURVE_WORDS = ("river stone garden window painter music morning winter table letter mountain bridge candle "
+               "forest harbor lantern meadow orchard pencil quiet rabbit silver thunder valley yellow")
+CURVE_BATCHES = (1, 10, 200, 2000, 10000)
+ONE_CURVE = 20  # texts embedded one call each per cell and side (the rate per text does not depend on the batch)
+
+
+def curve_texts(n: int, tokens: int, seed: int) -> list[str]:
+    """``n`` distinct sentences of about ``tokens`` MiniLM tokens (common words, CLS and SEP, and a
+    number unique to ``seed`` and the text, so eliza_nb's cache never answers)."""
+    vocab = CURVE_WORDS.split()
+    return [" ".join([*(vocab[(i * 7 + j * (1 + i % 5)) % len(vocab)] for j in range(max(tokens - 5, 1))),
+                      str(seed * 100_000 + i)]) for i in range(n)]
+
+
+def bench_batch_curve(sides: dict, lengths: list[int], max_tokens: int, runs: int) -> list[dict]:
+    """Texts/s for one ``embed(list)`` call across batch sizes and sentence lengths: raw
+    ``Llama.embed(list)`` (llama-cpp-python's defaults), raw with ``flash_attn=True``, eliza_nb,
+    and one call per text (raw and eliza_nb). Cells above ``max_tokens`` tokens are left out (a
+    10,000 x 250-token batch takes half an hour raw); cells of up to 200 texts take the median
+    of ``runs`` alternating runs, larger ones one run."""
+    cells = []
+    for side in sides:  # warm-up: every context and decode shape once, the disk cache opened
+        for words in (8, 60):
+            sides[side].ask(op="embed", texts=curve_texts(30, words, seed=3 + words), one=False, fa=side == "raw")
+            sides[side].ask(op="embed", texts=curve_texts(3, words, seed=4 + words), one=True)
+    for words in lengths:
+        for n in CURVE_BATCHES:
+            if n * words > max_tokens:
+                continue
+            reps = runs if n <= 200 else 1
+            rates: dict[str, list[float]] = {}
+            for r in range(reps):
+                kinds = [("raw", "batch", False), ("raw", "batch_fa", True), ("ours", "batch", False)]
+                for k, (side, what, fa) in enumerate(kinds if r % 2 == 0 else kinds[::-1]):
+                    texts = curve_texts(n, words, seed=(n + words) * 100 + r * 10 + k)
+                    rates.setdefault(f"{what}_{side}", []).append(n / sides[side].ask(op="embed", texts=texts, one=False, fa=fa)["t"])
+                for k, side in enumerate(("raw", "ours") if r % 2 == 0 else ("ours", "raw")):
+                    texts = curve_texts(min(n, ONE_CURVE), words, seed=(n + words) * 100 + r * 10 + 5 + k)
+                    rates.setdefault(f"one_{side}", []).append(len(texts) / sides[side].ask(op="embed", texts=texts, one=True)["t"])
+            cell = {k: statistics.median(v) for k, v in rates.items()}
+            cell.update(n=n, tokens=sides["raw"].ask(op="count", texts=curve_texts(min(n, 50), words, seed=1))["mean"])
+            cells.append(cell)
+            print(json.dumps(cell), file=sys.stderr, flush=True)
+    return cells
+
+
+def curve_table(cells: list[dict]) -> str:
+    rows = []
+    for c in cells:
+        worst_one = max(c["one_raw"], c["one_ours"])
+        rows.append([f"{c['n']:,} x {c['tokens']:.0f}", f"{c['batch_raw']:.1f}", f"{c['batch_fa_raw']:.1f}",
+                     f"{c['one_raw']:.1f}", f"{c['one_ours']:.1f}", f"{c['batch_ours']:.1f}",
+                     f"{c['batch_ours'] / c['batch_raw']:.2f}x", f"{c['batch_ours'] / worst_one:.2f}x",
+                     check(c["batch_ours"] >= 1.5 * c["batch_raw"]) if c["n"] > 1 else "",
+                     check(c["batch_ours"] >= 0.95 * worst_one)])
+    return table(["texts x tokens each", "raw Llama.embed(list)", "raw, flash_attn", "raw, one call per text",
+                  "eliza_nb, one call per text", "eliza_nb embed(list)", "vs raw list", "vs best one-per-call",
+                  ">= 1.5x raw", ">= one-per-call (5% noise)"], rows)
 
 
 FIRST_RAW = """
@@ -235,6 +304,11 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--texts", type=int, default=200)
     parser.add_argument("--first", type=int, default=5, help="fresh processes per side for the first-call rows")
+    parser.add_argument("--curve-lengths", default="8,60,250",
+                        help="tokens per sentence for the batch-composition curve ('' skips it)")
+    parser.add_argument("--curve-tokens", type=int, default=120_000, help="largest cell (texts x tokens) of the curve")
+    parser.add_argument("--curve-runs", type=int, default=3, help="alternating runs per curve cell of <= 200 texts")
+    parser.add_argument("--curve-only", action="store_true", help="run only the batch-composition curve")
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -248,6 +322,24 @@ def main() -> None:
         from eliza_nb.adapters.local_models import MINILM, prepare_embedding_model
 
         prepare_embedding_model(rt.home, MINILM)  # converted once, before either side starts
+        lengths = [int(x) for x in args.curve_lengths.split(",") if x]
+        if lengths:
+            sides = {"raw": Side("raw", home), "ours": Side("ours", home)}
+            try:
+                cells = bench_batch_curve(sides, lengths, args.curve_tokens, args.curve_runs)
+            finally:
+                for side in sides.values():
+                    side.close()
+            write_result("local_batch", "Local embeddings: one embed(list) call, by batch size and sentence length",
+                         curve_table(cells) + "\n\nTexts/s. Raw is `Llama.embed(list, normalize=True)` with eliza_nb's context "
+                         "sizes and llama-cpp-python's default `flash_attn=False`; \"raw, flash_attn\" the same with "
+                         "`flash_attn=True`. Each side in a process of its own; distinct texts every run, so no cache answers. "
+                         f"Median of {args.curve_runs} alternating runs for up to 200 texts, one run above.",
+                         f"bench/local.py --curve-only --curve-lengths {args.curve_lengths} --curve-tokens {args.curve_tokens} "
+                         f"--curve-runs {args.curve_runs}")
+        if args.curve_only:
+            rt.close()
+            return
         tp = bench_throughput(home, args.runs, args.tokens, args.texts)
         first = bench_first_call(rt, args.first)
         rt.close()
@@ -277,6 +369,10 @@ def main() -> None:
              "the first-call rows.")
     write_result("local", "Local model: eliza_nb against raw llama-cpp-python", body,
                  f"bench/local.py --runs {args.runs} --tokens {args.tokens} --texts {args.texts} --first {args.first}")
+    # the conversation curve (turn 1...10) and the concurrency curve (1, 2, 4 callers): bench/local_chat.py
+    import local_chat
+
+    local_chat.main([])
 
 
 if __name__ == "__main__":

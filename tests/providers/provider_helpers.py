@@ -44,3 +44,27 @@ def assert_no_secret(*things) -> None:
     for thing in things:
         for text in (str(thing), repr(thing)):
             assert SECRET not in text and SERVER_KEY not in text, f"key leaked into: {text[:200]}"
+
+
+class FakeLlamaCache:
+    """What LoadedModel.evaluate_prompt drives on a llama_cpp.Llama (its window, the tokens in
+    its KV cache, ``eval``), for stand-ins that only need to answer ``create_completion``."""
+
+    n_batch = 512
+
+    def __init__(self) -> None:
+        import numpy as np
+
+        self.input_ids = np.zeros(0, dtype=np.intc)
+        self.n_tokens = 0
+        self.evaluated: list[list[int]] = []
+
+    def n_ctx(self) -> int:
+        return 4096
+
+    def eval(self, tokens: list[int]) -> None:
+        import numpy as np
+
+        self.evaluated.append(list(tokens))
+        self.input_ids = np.concatenate([self.input_ids[: self.n_tokens], np.asarray(tokens, dtype=np.intc)])
+        self.n_tokens = len(self.input_ids)

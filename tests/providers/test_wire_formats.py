@@ -9,7 +9,7 @@ import json
 import httpx
 import numpy as np
 import pytest
-from provider_helpers import SECRET, assert_no_secret
+from provider_helpers import SECRET, FakeLlamaCache, assert_no_secret
 
 from eliza_nb.core.errors import AuthError, MissingKeyError, NotFoundError, RateLimitedError, StreamInterrupted
 from eliza_nb.core.runtime import Runtime
@@ -382,10 +382,11 @@ def test_every_setting_is_sent_or_dropped_with_a_note_on_every_protocol(home):
                     assert any(n.startswith(f"{name}=") and "dropped" in n for n in r.notes), (provider, model, name, r.notes)
 
 
-class _FakeLlama:
+class _FakeLlama(FakeLlamaCache):
     """What LlamaLocalProvider drives: records create_completion's keyword arguments."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.calls: list[dict] = []
 
     def tokenize(self, data: bytes, add_bos: bool = False, special: bool = False) -> list[int]:
@@ -410,7 +411,7 @@ def test_llama_local_passes_settings_to_llama_cpp(tmp_path, monkeypatch):
     fake = _FakeLlama()
     template = SimpleNamespace(prompt="<p>", added_special=False, stop=["<eot>"], stopping_criteria=None)
     monkeypatch.setattr(llama_local.LoadedModel, "_load", lambda self: fake)
-    monkeypatch.setattr(llama_local.LoadedModel, "formatter", lambda self, llm: lambda messages: template)
+    monkeypatch.setattr(llama_local.LoadedModel, "formatter", lambda self, llm, generation_prompt=True: lambda messages: template)
     provider = llama_local.LlamaLocalProvider(tmp_path)
     provider._paths["m"] = Path("m.gguf")
 

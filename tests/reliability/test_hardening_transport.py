@@ -16,7 +16,7 @@ from typing import Any
 import fault_server as fs
 import httpx
 import pytest
-from provider_helpers import SECRET, assert_no_secret, openai_entry
+from provider_helpers import SECRET, FakeLlamaCache, assert_no_secret, openai_entry
 from rel_helpers import one_line
 
 from eliza_nb.adapters import http
@@ -507,10 +507,11 @@ def test_answers_of_the_right_shape_still_read_as_before(rhome):
 # -- llama_local: the same deadline, checked per token -------------------------------------------
 
 
-class EndlessLlama:
+class EndlessLlama(FakeLlamaCache):
     """A stand-in for llama_cpp.Llama that makes a token every 50 ms, forever."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.made = 0
 
     def tokenize(self, text: bytes, add_bos: bool = False, special: bool = False) -> list[int]:
@@ -538,7 +539,7 @@ def endless(tmp_path, monkeypatch):
     fake = EndlessLlama()
     template = SimpleNamespace(prompt="<p>", added_special=False, stop=[], stopping_criteria=None)
     monkeypatch.setattr(llama_local.LoadedModel, "_load", lambda self: fake)
-    monkeypatch.setattr(llama_local.LoadedModel, "formatter", lambda self, llm: lambda messages: template)
+    monkeypatch.setattr(llama_local.LoadedModel, "formatter", lambda self, llm, generation_prompt=True: lambda messages: template)
     provider = llama_local.LlamaLocalProvider(tmp_path)
     provider._paths["m"] = Path("m.gguf")
     request = Request(Target("llama_local", ModelClass.SMALL, "m"), (Message("user", "hi"),), ModelSettings(),
