@@ -15,17 +15,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "providers"))  # fault_server (shared with the provider tests)
 sys.path.insert(0, str(HERE))
 
-from fault_server import FaultServer  # noqa: E402
 from oracle_wire import KEY  # noqa: E402
-
-
-@pytest.fixture
-def server() -> Iterator[FaultServer]:
-    """A scriptable loopback recorder (tests/providers/fault_server.py), stopped after the test."""
-    s = FaultServer()
-    s.start()
-    yield s
-    s.stop()
 
 
 @pytest.fixture

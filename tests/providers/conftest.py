@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fault_server import FaultServer
 from provider_helpers import SERVER_KEY, FakeTime
 
 
@@ -34,12 +33,9 @@ def home(bare_home: Path) -> Path:
 
 
 @pytest.fixture
-def fault_server():
-    """A scriptable loopback HTTP/1.1 server (see fault_server.py); stopped after the test."""
-    server = FaultServer()
-    server.start()
-    yield server
-    server.stop()
+def fault_server(server):
+    """The loopback server (tests/conftest.py's ``server``) under this folder's older name."""
+    return server
 
 
 @pytest.fixture

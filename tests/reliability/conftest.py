@@ -17,7 +17,6 @@ for sub in (HERE, TESTS / "providers", TESTS / "cache"):
 
 # after the sys.path entries above: these modules live in those directories
 import fakeprov  # noqa: E402,F401  (registers the fake_embed protocol)
-from fault_server import FaultServer  # noqa: E402
 from rel_helpers import FakeTime  # noqa: E402
 
 
@@ -33,8 +32,6 @@ def rhome(bare_home: Path) -> Path:
 
 
 @pytest.fixture
-def fault_server():
-    server = FaultServer()
-    server.start()
-    yield server
-    server.stop()
+def fault_server(server):
+    """The loopback server (tests/conftest.py's ``server``) under this folder's older name."""
+    return server

@@ -102,13 +102,10 @@ CELLS = [
 
 def write_notebooks(nbdir: Path) -> None:
     """One copy per UI, so JupyterLab and Notebook 7 each get their own kernel."""
-    import nbformat
-    from nbformat.v4 import new_code_cell, new_notebook
+    from lab import write_notebook
 
     for name in ("ui_lab.ipynb", "ui_nb7.ipynb"):
-        nb = new_notebook(cells=[new_code_cell(src) for src in CELLS])
-        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-        nbformat.write(nb, nbdir / name)
+        write_notebook(nbdir / name, CELLS)
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ import os
 import re
 
 import pytest
+from lab import open_notebook, output, rerun, run_all
 from playwright.sync_api import expect
 
 pytestmark = [pytest.mark.ui, pytest.mark.timeout(300)]
@@ -22,34 +23,6 @@ pytestmark = [pytest.mark.ui, pytest.mark.timeout(300)]
 expect.set_options(timeout=60_000)
 
 SHOTS = os.environ.get("UI_SCREENSHOTS")  # a folder: also save screenshots of passing runs
-
-WAIT_KERNEL = """() => {
-  const k = window.jupyterapp?.shell?.currentWidget?.sessionContext?.session?.kernel;
-  return !!k && k.connectionStatus === 'connected' && k.status === 'idle';
-}"""
-
-
-def open_notebook(page, url: str) -> None:
-    page.goto(url)
-    page.locator(".jp-Notebook").first.wait_for(timeout=90_000)
-    # The status bar says "Idle" before the kernel is connected; an early Run All runs nothing.
-    page.wait_for_function(WAIT_KERNEL, timeout=90_000)
-
-
-def run_all(page) -> None:
-    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
-    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
-
-
-def rerun(page, cells, i: int) -> None:
-    """Run cell i in place (Control+Enter: Shift+Enter on the last cell would add a cell)."""
-    cells.nth(i).locator(".jp-InputArea-editor").click()
-    page.keyboard.press("Control+Enter")
-
-
-def output(cells, i: int):
-    return cells.nth(i).locator(".jp-OutputArea-output")
-
 
 def test_jupyterlab_panel_playground_explorer(jupyter, page):
     base, token, _, _ = jupyter

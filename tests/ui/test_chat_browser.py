@@ -14,6 +14,7 @@ import os
 import re
 
 import pytest
+from lab import open_notebook, output, rerun, write_notebook
 from playwright.sync_api import expect
 
 pytestmark = [pytest.mark.ui, pytest.mark.timeout(300)]
@@ -30,30 +31,7 @@ CELLS = [
     "len(chat.turns[-1].content) > 0)",                                                                    # 3
     "print('AFTER CLEAR', len(chat.messages))",                                                            # 4
 ]
-WAIT_KERNEL = """() => {
-  const k = window.jupyterapp?.shell?.currentWidget?.sessionContext?.session?.kernel;
-  return !!k && k.connectionStatus === 'connected' && k.status === 'idle';
-}"""
 LAST_ANSWER = ".eliza-turn-assistant >> nth=-1"
-
-
-def write_notebook(nbdir) -> None:
-    import nbformat
-    from nbformat.v4 import new_code_cell, new_notebook
-
-    nb = new_notebook(cells=[new_code_cell(src) for src in CELLS])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, nbdir / NOTEBOOK)
-
-
-def run_cell(page, cells, i: int) -> None:
-    """Run cell i in place (Control+Enter: Shift+Enter on the last cell would add a cell)."""
-    cells.nth(i).locator(".jp-InputArea-editor").click()
-    page.keyboard.press("Control+Enter")
-
-
-def output(cells, i: int):
-    return cells.nth(i).locator(".jp-OutputArea-output")
 
 
 def ask(pg, text: str) -> None:
@@ -63,16 +41,14 @@ def ask(pg, text: str) -> None:
 
 def test_chat_playground_type_run_stop_clear(jupyter, page):
     base, token, nbdir, _ = jupyter
-    write_notebook(nbdir)
-    page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={token}&reset")
-    page.locator(".jp-Notebook").first.wait_for(timeout=90_000)
-    page.wait_for_function(WAIT_KERNEL, timeout=90_000)
+    write_notebook(nbdir / NOTEBOOK, CELLS)
+    open_notebook(page, f"{base}/lab/tree/{NOTEBOOK}?token={token}&reset")
     cells = page.locator(".jp-Notebook .jp-Cell")
 
     # -- a chat started in a cell shows in the panel --------------------------------------
-    run_cell(page, cells, 0)
+    rerun(page, cells, 0)
     expect(output(cells, 0)).to_contain_text("STARTED 2", timeout=120_000)
-    run_cell(page, cells, 1)
+    rerun(page, cells, 1)
     pg = page.locator(".eliza-playground")
     expect(pg).to_be_visible()
     transcript = pg.locator(".eliza-playground-transcript")
@@ -108,7 +84,7 @@ def test_chat_playground_type_run_stop_clear(jupyter, page):
     expect(pg.locator("button.eliza-run")).to_be_enabled()
 
     # -- Stop during a long answer: the partial text stays, marked interrupted ------------
-    run_cell(page, cells, 2)
+    rerun(page, cells, 2)
     expect(output(cells, 2)).to_contain_text("LONG 400")
     ask(pg, "Write a long story about a cat who travels the world, with many details.")
     expect(transcript.locator(".eliza-turn-assistant")).to_have_count(4)
@@ -126,7 +102,7 @@ def test_chat_playground_type_run_stop_clear(jupyter, page):
     expect(stopped.locator(".eliza-turn-text")).to_have_text(partial)  # it stays as it was
 
     # -- the kernel's Conversation is the panel's: 4 exchanges, the last interrupted ------
-    run_cell(page, cells, 3)
+    rerun(page, cells, 3)
     expect(output(cells, 3)).to_contain_text("MESSAGES 8 True True True")
     if SHOTS:
         page.screenshot(path=os.path.join(SHOTS, "chat_playground.png"), full_page=True)
@@ -135,6 +111,6 @@ def test_chat_playground_type_run_stop_clear(jupyter, page):
     pg.locator("button.eliza-clear").click()
     expect(transcript.locator(".eliza-turn")).to_have_count(0)
     expect(transcript.locator(".eliza-playground-empty")).to_be_visible()
-    run_cell(page, cells, 4)
+    rerun(page, cells, 4)
     expect(output(cells, 4)).to_contain_text("AFTER CLEAR 0")
     assert not page.errors, page.errors

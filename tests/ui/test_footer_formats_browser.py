@@ -5,6 +5,7 @@ a click opens the notes, no icon glyph is used, and no footer renders inside a c
 from __future__ import annotations
 
 import pytest
+from lab import open_notebook, rerun, write_notebook
 from playwright.sync_api import expect
 
 pytestmark = [pytest.mark.ui, pytest.mark.timeout(300)]
@@ -19,26 +20,15 @@ show_result(Result(text="Here is one:\\n\\n```python\\nprint('hi')\\n```\\n\\nTh
 show_result(Result(text='Data:\\n\\n```json\\n{"a": [1,', provider="p", model="m", model_class="small",
                    usage=Usage(3, 5), finish_reason="length", notes=notes[:1]), "markdown")
 print("SHOWN")"""
-WAIT_KERNEL = """() => {
-  const k = window.jupyterapp?.shell?.currentWidget?.sessionContext?.session?.kernel;
-  return !!k && k.connectionStatus === 'connected' && k.status === 'idle';
-}"""
 
 
 def test_notes_toggle_and_code_renders(jupyter, page):
-    import nbformat
-    from nbformat.v4 import new_code_cell, new_notebook
-
     base, token, nbdir, _ = jupyter
-    nb = new_notebook(cells=[new_code_cell(CELL)])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, nbdir / NOTEBOOK)
-    page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={token}&reset")
-    page.locator(".jp-Notebook").first.wait_for(timeout=90_000)
-    page.wait_for_function(WAIT_KERNEL, timeout=90_000)
-    cell = page.locator(".jp-Notebook .jp-Cell").first
-    cell.locator(".jp-InputArea-editor").click()
-    page.keyboard.press("Control+Enter")
+    write_notebook(nbdir / NOTEBOOK, [CELL])
+    open_notebook(page, f"{base}/lab/tree/{NOTEBOOK}?token={token}&reset")
+    cells = page.locator(".jp-Notebook .jp-Cell")
+    cell = cells.first
+    rerun(page, cells, 0)
     out = cell.locator(".jp-OutputArea")
     expect(out).to_contain_text("SHOWN", timeout=120_000)
 

@@ -17,17 +17,13 @@ import re
 import urllib.request
 
 import pytest
+from lab import open_notebook, output, rerun, run_all, write_notebook
 from playwright.sync_api import expect
 
 pytestmark = [pytest.mark.ui, pytest.mark.timeout(420)]
 expect.set_options(timeout=60_000)  # a busy 2-core machine: kernel-bound expectations need time
 
 SHOTS = os.environ.get("UI_SCREENSHOTS")
-WAIT_KERNEL = """() => {
-  const k = window.jupyterapp?.shell?.currentWidget?.sessionContext?.session?.kernel;
-  return !!k && k.connectionStatus === 'connected' && k.status === 'idle';
-}"""
-
 SHOW_SESSION = (
     "import re\nrt = eliza_nb.runtime()\ns = rt.session.state\neff = rt.effective_settings(rt.resolve())\n"
     "print('PRESET', s.preset)\n"
@@ -45,35 +41,6 @@ RUNS = ("import pandas as pd\n"
         "    cost_usd=0.0, cache_hit=False, score=1.0, error=None) for c in ('a', 'b')])\n"
         "eliza_nb.benchmark_view(runs)")
 REOPEN_CELLS = ["%load_ext eliza_nb\nimport eliza_nb\n%eliza panel", RUNS]
-
-
-def write_notebook(path, cells) -> None:
-    import nbformat
-    from nbformat.v4 import new_code_cell, new_notebook
-
-    nb = new_notebook(cells=[new_code_cell(src) for src in cells])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, path)
-
-
-def open_notebook(page, url: str) -> None:
-    page.goto(url)
-    page.locator(".jp-Notebook").first.wait_for(timeout=90_000)
-    page.wait_for_function(WAIT_KERNEL, timeout=90_000)  # "Idle" shows before the kernel is connected
-
-
-def run_all(page) -> None:
-    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
-    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
-
-
-def rerun(page, cells, i: int) -> None:
-    cells.nth(i).locator(".jp-InputArea-editor").click()
-    page.keyboard.press("Control+Enter")
-
-
-def output(cells, i: int):
-    return cells.nth(i).locator(".jp-OutputArea-output")
 
 
 def api(base: str, token: str, path: str, method: str = "GET") -> object:

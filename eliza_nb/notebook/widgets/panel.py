@@ -174,6 +174,7 @@ class ParameterPanel(W.VBox):
         #: per control: the value the panel shows (from the session), and the values it sent the
         #: browser in the last ECHO_WINDOW_S seconds (monotonic time, value): what an echo may carry
         self._shown: dict[str, Any] = {}
+        self._listing: tuple[Any, Any, tuple[str, ...]] = (None, None, ())  # provider, file stamp, ids
         self._recent: dict[str, list[tuple[float, Any]]] = {}
         rt = self.runtime
         self.status = W.HTML().add_class("eliza-panel-status")
@@ -282,6 +283,19 @@ class ParameterPanel(W.VBox):
         finally:
             self._syncing = False
 
+    def _listed_ids(self, provider: str) -> tuple[str, ...]:
+        """The model ids to offer, read again only when the provider or its listing file
+        changed: the panel redraws on every slider move."""
+        from ...core.discovery import cache_path
+
+        try:
+            stamp = cache_path(self.runtime.home, provider).stat().st_mtime_ns
+        except OSError:
+            stamp = None
+        if self._listing[:2] != (provider, stamp):
+            self._listing = (provider, stamp, model_options(self.runtime, provider))
+        return self._listing[2]
+
     def _refresh(self) -> None:
         """Show the session (and the effective values where the session says nothing)."""
         rt = self.runtime
@@ -292,7 +306,7 @@ class ParameterPanel(W.VBox):
                 self.provider.options = options
             self.provider.value = state.provider
             self.model_class.value = state.model_class if state.model_class in self.model_class.options else "small"
-            listed = model_options(rt, state.provider)
+            listed = self._listed_ids(state.provider)
             if tuple(self.model.options) != listed:
                 self.model.options = listed
             self.model.value = state.model or ""
