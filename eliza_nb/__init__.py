@@ -17,6 +17,7 @@ load on first use.
 
 from __future__ import annotations
 
+import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -135,8 +136,23 @@ chat.load = _load_chat  # type: ignore[attr-defined]
 def embed(texts: Any, **options: Any) -> Any:
     """Embed through the cache: a text -> (d,) float32 array, a list -> (n, d), a pandas
     Series -> a Series of vectors (``as_array=True`` for (n, d)); ``regenerate=True``
-    asks the provider again. See :meth:`Runtime.embed`."""
+    asks the provider again. See :meth:`Runtime.embed`.
+
+    A dask Series (the ``[dask]`` extra) -> a dask Series of vectors, or a dask array with
+    ``as_array=True``, computed partition by partition on the cluster (``client=``, else
+    the current one) through the same cache; a list or pandas Series with ``client=`` is
+    embedded on the cluster and returned as here. See docs/scale.md."""
+    if "client" in options or _is_dask(texts):
+        from .scale.embed import embed_collection
+
+        return embed_collection(runtime(), texts, **options)
     return runtime().embed(texts, **options)
+
+
+def _is_dask(obj: Any) -> bool:
+    # A dask collection can only exist once dask is imported: never import it to find out.
+    dask = sys.modules.get("dask")
+    return dask is not None and bool(dask.is_dask_collection(obj))
 
 
 def similar(query: Any, texts_or_vectors: Any, k: int = 5, **options: Any) -> pd.DataFrame:
@@ -182,13 +198,19 @@ def set_budget(max_usd: float | None) -> None:
     runtime().spending.set(max_usd)
 
 
-def benchmark(cases: Any, models: Any = None, presets: Any = None, **options: Any) -> BenchmarkFrame:
+def benchmark(cases: Any, models: Any = None, presets: Any = None, client: Any = None, **options: Any) -> BenchmarkFrame:
     """Run cases on models x presets through the runtime -> a tidy BenchmarkFrame with
     ``.summary()`` and ``.chart()``. Options: repeats, concurrency, scorer, cache, progress,
-    and any generate setting (temperature, max_tokens, ...)."""
+    and any generate setting (temperature, max_tokens, ...). ``client=`` a Dask
+    ``distributed.Client``: the grid runs on its workers (docs/scale.md)."""
     from .core.bench import benchmark as _benchmark
 
-    return _benchmark(runtime(), cases, models, presets, **options)
+    rt = runtime()
+    if client is not None:
+        from .scale.bench import cluster_runner
+
+        options["runner"] = cluster_runner(client, rt)
+    return _benchmark(rt, cases, models, presets, **options)
 
 
 def benchmark_embeddings(texts: Any, models: Any = None, repeats: int = 3) -> pd.DataFrame:

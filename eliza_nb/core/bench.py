@@ -200,15 +200,21 @@ def _progress(total: int, enabled: bool) -> Any:
     return tqdm(total=total, desc="benchmark", unit="call", leave=True)
 
 
-def _one(runtime: Any, job: dict[str, Any], score: Callable[[str, Any], float], options: dict[str, Any]) -> dict[str, Any]:
-    row: dict[str, Any] = {"model": job["model"], "preset": job["preset"] or "none", "case_id": job["case"]["id"],
-                           "repeat": job["repeat"], "input": job["case"]["input"], "expected": job["case"]["expected"],
-                           "output": None, "latency_s": math.nan, "ttft_s": math.nan, "queue_s": math.nan,
-                           "prompt_tokens": math.nan, "completion_tokens": math.nan, "tokens_per_s": math.nan, "cost_usd": math.nan,
-                           "cache_hit": False, "score": math.nan, "error": None}
+def empty_row(job: Mapping[str, Any], error: str | None = None) -> dict[str, Any]:
+    """A job's row before (or without) an answer: what it asked, every measure NaN."""
+    return {"model": job["model"], "preset": job["preset"] or "none", "case_id": job["case"]["id"],
+            "repeat": job["repeat"], "input": job["case"]["input"], "expected": job["case"]["expected"],
+            "output": None, "latency_s": math.nan, "ttft_s": math.nan, "queue_s": math.nan,
+            "prompt_tokens": math.nan, "completion_tokens": math.nan, "tokens_per_s": math.nan, "cost_usd": math.nan,
+            "cache_hit": False, "score": math.nan, "error": error}
+
+
+def run_job(runtime: Any, job: Mapping[str, Any], score: Callable[[str, Any], float], options: Mapping[str, Any]) -> dict[str, Any]:
+    """One grid cell: the call (streamed, for TTFT), its measures and its score, as a row."""
+    row = empty_row(job)
     t0 = time.perf_counter()
     try:
-        stream = runtime.stream(job["case"]["input"], provider=job["model"], preset=job["preset"] or "", failover=False, **options)
+        stream = runtime.stream(job["case"]["input"], provider=job["model"], preset=job["preset"] or "", failover=False, **dict(options))
         for _ in stream:
             pass
         r = stream.result
@@ -243,15 +249,22 @@ def _one(runtime: Any, job: dict[str, Any], score: Callable[[str, Any], float], 
     return row
 
 
+#: runs the jobs somewhere else (a Dask cluster: eliza_nb/scale) and returns their rows in order:
+#: ``runner(jobs, scorer, options, concurrency, progress_bar)``
+Runner = Callable[..., list[dict[str, Any]]]
+
+
 def benchmark(runtime: Any, cases: Any, models: Sequence[str] | None = None, presets: Sequence[str | None] | None = None,
-              repeats: int = 3, concurrency: int = 4, scorer: str | Callable[[str, Any], float] = "contains",
-              cache: bool = False, progress: bool = True, **settings: Any) -> BenchmarkFrame:
-    """Run every case on every model x preset ``repeats`` times, ``concurrency`` calls at once.
+              repeats: int = 3, concurrency: int | None = None, scorer: str | Callable[[str, Any], float] = "contains",
+              cache: bool = False, progress: bool = True, runner: Runner | None = None, **settings: Any) -> BenchmarkFrame:
+    """Run every case on every model x preset ``repeats`` times, ``concurrency`` calls at once
+    (default 4 here; on a cluster, as many as its threads).
 
     ``models``: "provider:class" or "provider:model" strings (default: the session's).
     ``settings``: any generate option applied to every call (temperature, max_tokens, ...).
+    ``runner``: where the calls run instead of this process's threads (eliza_nb.scale).
     """
-    if repeats < 1 or concurrency < 1:
+    if repeats < 1 or (concurrency is not None and concurrency < 1):
         raise ConfigError("repeats and concurrency must be at least 1")
     case_list = parse_cases(cases)
     state = runtime.session.state
@@ -269,21 +282,32 @@ def benchmark(runtime: Any, cases: Any, models: Sequence[str] | None = None, pre
         options["cache"] = cache
     jobs = [{"model": m, "preset": p, "case": c, "repeat": r}
             for m, p, c, r in product(model_list, preset_list, case_list, range(repeats))]
-    rows: list[dict[str, Any]] = [None] * len(jobs)  # type: ignore[list-item]
     bar = _progress(len(jobs), progress)
+    try:
+        if runner is not None:
+            rows = runner(jobs, scorer, options, concurrency, bar)
+        else:
+            rows = _run_threads(runtime, jobs, score, options, concurrency or 4, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    frame = BenchmarkFrame(rows, columns=COLUMNS)
+    frame.scorer_name = scorer if isinstance(scorer, str) else getattr(scorer, "__name__", "custom")
+    return frame
+
+
+def _run_threads(runtime: Any, jobs: list[dict[str, Any]], score: Callable[[str, Any], float], options: dict[str, Any],
+                 concurrency: int, bar: Any) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = [{} for _ in jobs]
     lock = threading.Lock()
     with ThreadPoolExecutor(max_workers=min(concurrency, len(jobs)), thread_name_prefix="eliza-bench") as pool:
-        futures = {pool.submit(_one, runtime, job, score, options): i for i, job in enumerate(jobs)}
+        futures = {pool.submit(run_job, runtime, job, score, options): i for i, job in enumerate(jobs)}
         for fut in as_completed(futures):
             rows[futures[fut]] = fut.result()
             if bar is not None:
                 with lock:
                     bar.update(1)
-    if bar is not None:
-        bar.close()
-    frame = BenchmarkFrame(rows, columns=COLUMNS)
-    frame.scorer_name = scorer if isinstance(scorer, str) else getattr(scorer, "__name__", "custom")
-    return frame
+    return rows
 
 
 def benchmark_embeddings(runtime: Any, texts: Iterable[str], models: Sequence[str] | None = None, repeats: int = 3) -> pd.DataFrame:

@@ -23,6 +23,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .home import deep_merge, tomllib
+from .ratelimit import parse_concurrency
 from .settings import SETTINGS, ModelSettings
 from .types import ModelClass
 
@@ -117,6 +118,7 @@ class ProviderEntry:
     embedding_dims: int | None = None
     prices: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     rate_limit: Mapping[str, float] = field(default_factory=dict)
+    max_concurrency: int | None = None  # calls in flight at once (one slot: a server that cuts overlapping streams)
     extra: Mapping[str, Any] = field(default_factory=dict)
     retired: Mapping[str, Retirement] = field(default_factory=dict)
     model_rules: tuple[ModelRule, ...] = ()
@@ -182,7 +184,7 @@ def _entry_from_table(pid: str, table: Mapping[str, Any], env: Mapping[str, str]
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"provider {pid}: {exc}") from None
     known = {"protocol", "endpoint", "key_env", "models", "settings", "embedding_dims", "prices", "rate_limit",
-             "retired", "model_rules"}
+             "max_concurrency", "retired", "model_rules"}
     return ProviderEntry(
         id=pid,
         protocol=protocol,
@@ -193,6 +195,7 @@ def _entry_from_table(pid: str, table: Mapping[str, Any], env: Mapping[str, str]
         embedding_dims=table.get("embedding_dims"),
         prices=dict(table.get("prices") or {}),
         rate_limit=dict(table.get("rate_limit") or {}),
+        max_concurrency=parse_concurrency(pid, table.get("max_concurrency")),
         extra={k: v for k, v in table.items() if k not in known},
         retired=_retirements(pid, table.get("retired") or {}),
         model_rules=tuple(_model_rule(pid, i, r) for i, r in enumerate(table.get("model_rules") or [])),

@@ -8,7 +8,8 @@
         for each try (at most RetryPolicy.max_attempts, all within max_total_s):
             cooling down?    another call just saw it fail: next target at once (the last
                              target gets one try, no retries)
-            retired model? -> key -> spending cap -> fit (budget, truncation) -> rate limit -> call
+            retired model? -> key -> spending cap -> fit (budget, truncation) -> call slot
+                             (max_concurrency) -> rate limit -> call
                              the call gets min(timeout_s, the time left) for the whole attempt;
                              the rate limiter never waits past the time left
             ok               -> settle the rate limit, finish, store, one ledger row: done
@@ -130,12 +131,15 @@ def climb(rt: Runtime, job: Job, targets: Sequence[Target]) -> Climb:
                 adapter = rt.adapter(target.provider)
                 attempt_s = min(job.timeout_s or rt.retry.timeout_s, left)
                 payload, notes, reserve = job.fit(rt, adapter, target, shrink, attempt_s)
-                slot = rt.ratelimits.acquire(entry.id, entry.rate_limit, reserve, max_wait=deadline - rt.clock())
-                if slot is not None and slot.waited_s > 0:
-                    notes = [*notes, f"waited {slot.waited_s:.1f} s for {entry.id}'s rate limit"]
-                if retiring:
-                    notes = [*notes, retiring]
-                answer = yield from job.call(rt, adapter, target, payload, t0)
+                with rt.concurrency.hold(entry.id, entry.max_concurrency, max_wait=deadline - rt.clock()) as queued:
+                    if queued >= 0.05:
+                        notes = [*notes, f"waited {queued:.1f} s for a free call slot (max_concurrency {entry.max_concurrency})"]
+                    slot = rt.ratelimits.acquire(entry.id, entry.rate_limit, reserve, max_wait=deadline - rt.clock())
+                    if slot is not None and slot.waited_s > 0:
+                        notes = [*notes, f"waited {slot.waited_s:.1f} s for {entry.id}'s rate limit"]
+                    if retiring:
+                        notes = [*notes, retiring]
+                    answer = yield from job.call(rt, adapter, target, payload, t0)
             except (GeneratorExit, KeyboardInterrupt) as exc:  # closed early, or the stop button
                 why = "stopped by the user" if isinstance(exc, KeyboardInterrupt) else "closed by the caller before the end"
                 _log(rt, job, target, None, latency_s=rt.clock() - t0, error=StreamInterrupted(why, provider=target.provider))

@@ -1,9 +1,16 @@
-"""Per-provider rate limits: requests/minute and tokens/minute over a sliding 60 s window.
+"""Per-provider limits: requests/minute and tokens/minute over a sliding window, and a cap
+on calls in flight.
 
 Budgets come from the catalog (``rate_limit = { rpm = 30, tpm = 6000 }``) or the user's
-config (``[providers.groq.rate_limit]``). A call that would exceed them waits until the
-window has room, and the runtime says so in the Result ("waited 1.2 s for groq's rate
-limit") instead of letting the provider answer 429.
+config (``[providers.groq.rate_limit]``); ``window_s`` (default 60) is the window the two
+counts apply to. A call that would exceed them waits until the window has room, and the
+runtime says so in the Result ("waited 1.2 s for groq's rate limit") instead of letting the
+provider answer 429. ``max_concurrency = N`` on a provider (:class:`ConcurrencyCaps`) lets
+at most N of its calls run at once, a stream holding its slot until it ends.
+
+On a Dask cluster the same classes run in one place, the scheduler (eliza_nb/scale), and
+every worker asks there: :meth:`RateLimiter.reserve` only books a slot and says how long
+to wait, so the caller sleeps on its own clock.
 
 Thread-safe: a caller reserves its slot under the lock (at the time it will start), then
 sleeps outside it, so concurrent callers queue up in order instead of all waking at once.
@@ -17,9 +24,10 @@ with a retryable error is skipped by the other calls for a few seconds.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import math
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from .errors import ConfigError, RateLimitWaitError
@@ -27,36 +35,46 @@ from .errors import ConfigError, RateLimitWaitError
 WINDOW_S = 60.0
 
 
-def parse_limits(pid: str, table: Mapping[str, Any] | None) -> tuple[float | None, float | None]:
-    """(rpm, tpm) from a ``rate_limit`` table; a one-line error for anything else (NaN and
-    infinity included: a limit is a finite number > 0; leave it out for no limit)."""
+def parse_limits(pid: str, table: Mapping[str, Any] | None) -> tuple[float | None, float | None, float]:
+    """(rpm, tpm, window_s) from a ``rate_limit`` table; a one-line error for anything else
+    (NaN and infinity included: a limit is a finite number > 0; leave it out for no limit)."""
     from .settings import check_number, config_table
 
     table = config_table(table, f"[providers.{pid}.rate_limit]")
-    unknown = sorted(set(table) - {"rpm", "tpm"})
+    unknown = sorted(set(table) - {"rpm", "tpm", "window_s"})
     if unknown:
-        raise ConfigError(f"[providers.{pid}.rate_limit]: unknown key(s) {', '.join(unknown)}; valid: rpm, tpm")
-    rpm, tpm = (None if table.get(name) is None else check_number(table[name], f"[providers.{pid}.rate_limit] {name}", above=0)
-                for name in ("rpm", "tpm"))
-    return rpm, tpm
+        raise ConfigError(f"[providers.{pid}.rate_limit]: unknown key(s) {', '.join(unknown)}; valid: rpm, tpm, window_s")
+    rpm, tpm, window = (None if table.get(name) is None else check_number(table[name], f"[providers.{pid}.rate_limit] {name}", above=0)
+                        for name in ("rpm", "tpm", "window_s"))
+    return rpm, tpm, WINDOW_S if window is None else float(window)
+
+
+def parse_concurrency(pid: str, value: Any) -> int | None:
+    """A provider's ``max_concurrency``: a whole number >= 1, or None for no cap."""
+    if value is None:
+        return None
+    from .settings import check_number
+
+    return int(check_number(value, f"[providers.{pid}] max_concurrency", minimum=1, whole=True))
 
 
 class _Window:
     """Reservations (start time, tokens) of one provider, sorted by time."""
 
-    def __init__(self) -> None:
+    def __init__(self, span: float) -> None:
+        self.span = span
         self.times: list[float] = []
         self.tokens: list[float] = []
 
     def prune(self, now: float) -> None:
-        cut = bisect.bisect_right(self.times, now - WINDOW_S)
+        cut = bisect.bisect_right(self.times, now - self.span)
         if cut:
             del self.times[:cut], self.tokens[:cut]
 
     def earliest_start(self, now: float, rpm: float | None, tpm: float | None, need: float) -> float:
         """The first time >= now at which one more request of ``need`` tokens fits."""
         start = now
-        i = bisect.bisect_right(self.times, start - WINDOW_S)
+        i = bisect.bisect_right(self.times, start - self.span)
         used = sum(self.tokens[i:])
         # Each step lets the oldest reservation in the window expire: at most len(times) steps.
         while i < len(self.times):
@@ -66,7 +84,7 @@ class _Window:
             fits_tokens = tpm is None or used + need <= tpm
             if fits_requests and fits_tokens:
                 break
-            start = max(start, self.times[i] + WINDOW_S)
+            start = max(start, self.times[i] + self.span)
             used -= self.tokens[i]
             i += 1
         return start
@@ -81,13 +99,14 @@ class _Window:
 class Reservation:
     """A granted slot; ``settle`` replaces the estimated tokens with the real count."""
 
-    def __init__(self, limiter: RateLimiter, provider: str, when: float, tokens: float, waited_s: float) -> None:
+    def __init__(self, limiter: Any, provider: str, when: float, tokens: float, waited_s: float) -> None:
         self._limiter, self.provider, self.when, self.tokens, self.waited_s = limiter, provider, when, tokens, waited_s
 
     def settle(self, actual_tokens: int | None) -> None:
         if actual_tokens is None or actual_tokens == self.tokens:
             return
-        self._limiter._settle(self, float(actual_tokens))
+        self._limiter.settle(self.provider, self.when, self.tokens, float(actual_tokens))
+        self.tokens = float(actual_tokens)
 
 
 class RateLimiter:
@@ -106,35 +125,47 @@ class RateLimiter:
         which limit and how long the wait would be."""
         if not limits:
             return None
-        rpm, tpm = parse_limits(provider, limits)
+        booked = self.reserve(provider, limits, tokens, max_wait)
+        if booked is None:
+            return None
+        when, waited = booked
+        if waited > 0:
+            self._sleep(waited)
+        return Reservation(self, provider, when, float(tokens), waited)
+
+    def reserve(self, provider: str, limits: Mapping[str, Any] | None, tokens: float = 0,
+                max_wait: float = math.inf) -> tuple[float, float] | None:
+        """Book the first slot with room: (its time on this limiter's clock, seconds from now),
+        without sleeping; None when ``limits`` sets no budget."""
+        rpm, tpm, span = parse_limits(provider, limits)
         if rpm is None and tpm is None:
             return None
         with self._lock:
             now = self._clock()
-            window = self._windows.setdefault(provider, _Window())
+            window = self._windows.get(provider)
+            if window is None or window.span != span:
+                window = self._windows[provider] = _Window(span)
             window.prune(now)
             start = window.earliest_start(now, rpm, tpm, float(tokens))
             if start - now > max_wait:
                 limits_set = " / ".join(f"{n} {v:g}" for n, v in (("rpm", rpm), ("tpm", tpm)) if v is not None)
-                raise RateLimitWaitError(f"{limits_set} reached; next slot in {start - now:.0f} s "
+                per = "" if span == WINDOW_S else f" per {span:g} s"
+                raise RateLimitWaitError(f"{limits_set}{per} reached; next slot in {start - now:.0f} s "
                                          f"(this call has {max(0.0, max_wait):.0f} s left)", provider=provider)
             window.add(start, float(tokens))
-        waited = max(0.0, start - now)
-        if waited > 0:
-            self._sleep(waited)
-        return Reservation(self, provider, start, float(tokens), waited)
+        return start, max(0.0, start - now)
 
-    def _settle(self, reservation: Reservation, actual: float) -> None:
+    def settle(self, provider: str, when: float, estimated: float, actual: float) -> None:
+        """Replace a reservation's estimated tokens with the count the provider reported."""
         with self._lock:
-            window = self._windows.get(reservation.provider)
+            window = self._windows.get(provider)
             if window is None:
                 return
-            lo = bisect.bisect_left(window.times, reservation.when)
-            hi = bisect.bisect_right(window.times, reservation.when)
+            lo = bisect.bisect_left(window.times, when)
+            hi = bisect.bisect_right(window.times, when)
             for i in range(lo, hi):
-                if window.tokens[i] == reservation.tokens:
+                if window.tokens[i] == estimated:
                     window.tokens[i] = actual
-                    reservation.tokens = actual
                     return
 
     def usage(self, provider: str) -> tuple[int, float]:
@@ -147,6 +178,33 @@ class RateLimiter:
             return len(window.times), sum(window.tokens)
 
 
+class ConcurrencyCaps:
+    """At most ``max_concurrency`` calls in flight per provider (a stream holds its slot to
+    the end). A slot that does not free up within the call's time left fails the call over."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._slots: dict[tuple[str, int], threading.BoundedSemaphore] = {}
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def hold(self, provider: str, cap: int | None, max_wait: float = math.inf) -> Iterator[float]:
+        """Hold one of ``provider``'s ``cap`` slots for the block; yields the seconds waited."""
+        if cap is None:
+            yield 0.0
+            return
+        with self._lock:
+            slots = self._slots.setdefault((provider, cap), threading.BoundedSemaphore(cap))
+        t0 = self._clock()
+        if not slots.acquire(timeout=None if math.isinf(max_wait) else max(0.0, max_wait)):
+            raise RateLimitWaitError(f"max_concurrency {cap}: no call slot freed up within the "
+                                     f"{max(0.0, max_wait):.0f} s this call has left", provider=provider)
+        try:
+            yield self._clock() - t0
+        finally:
+            slots.release()
+
+
 class Cooldowns:
     """Targets that have just failed with a retryable error, and until when other calls skip them.
 
@@ -157,10 +215,10 @@ class Cooldowns:
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
-        self._until: dict[str, tuple[float, int]] = {}  # target -> (until, id of the call that failed)
+        self._until: dict[str, tuple[float, Any]] = {}  # target -> (until, id of the call that failed)
         self._lock = threading.Lock()
 
-    def mark(self, target: str, seconds: float, owner: int) -> None:
+    def mark(self, target: str, seconds: float, owner: Any) -> None:
         if seconds > 0:
             with self._lock:
                 self._until[target] = (self._clock() + seconds, owner)
@@ -169,7 +227,7 @@ class Cooldowns:
         with self._lock:
             self._until.pop(target, None)
 
-    def left(self, target: str, caller: int) -> float:
+    def left(self, target: str, caller: Any) -> float:
         """Seconds ``target`` stays cooled down for ``caller`` (0: go ahead)."""
         with self._lock:
             until, owner = self._until.get(target, (0.0, caller))

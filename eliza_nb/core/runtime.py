@@ -23,7 +23,7 @@ from .generation import GenerationStream, TextJob, plan_call
 from .home import home_dir, load_user_config
 from .ladder import Climb, climb, drain
 from .ledger import Ledger, SpendingCap
-from .ratelimit import Cooldowns, RateLimiter, parse_limits
+from .ratelimit import ConcurrencyCaps, Cooldowns, RateLimiter, parse_limits
 from .retry import RetryPolicy
 from .session import Session, SessionState
 from .settings import ModelSettings, Presets, check_defaults, merge_settings, with_output_default
@@ -66,8 +66,10 @@ class Runtime:
         self.sleep, self.clock = sleep, clock  # injectable: tests run long waits on a fake clock
         for entry in self.catalog:  # a bad rate_limit table is refused here, not at that provider's first call
             parse_limits(entry.id, entry.rate_limit)
-        self.ratelimits = RateLimiter(clock, sleep)
-        self.cooldowns = Cooldowns(clock)
+        # Shared provider state; on a Dask worker, eliza_nb.scale swaps in cluster-wide ones.
+        self.ratelimits: Any = RateLimiter(clock, sleep)
+        self.cooldowns: Any = Cooldowns(clock)
+        self.concurrency: Any = ConcurrencyCaps(clock)
         self._adapters: dict[str, Any] = {}
         self._http: Any = None
         self._lock = threading.Lock()

@@ -198,6 +198,11 @@ def numeric_entry_points() -> dict[str, Callable[[Runtime, Path, Any], Any]]:
             return Runtime(home, config=config, env={}).generate("hi")
         return enter
 
+    def concurrency(rt: Runtime, home: Path, v: Any) -> Any:
+        config = make_config()
+        config["providers"]["fake"]["max_concurrency"] = v
+        return Runtime(home, config=config, env={}).generate("hi")
+
     points: dict[str, Callable[[Runtime, Path, Any], Any]] = {
         "generate(timeout_s=)": lambda rt, home, v: rt.generate("hi", timeout_s=v),
         "stream(timeout_s=)": lambda rt, home, v: list(rt.stream("hi", timeout_s=v)),
@@ -211,6 +216,8 @@ def numeric_entry_points() -> dict[str, Callable[[Runtime, Path, Any], Any]]:
             home, config=make_config(presets={"x": {"temperature": v}}), env={}),
         "[providers.fake.rate_limit] rpm": rate_limit("rpm"),
         "[providers.fake.rate_limit] tpm": rate_limit("tpm"),
+        "[providers.fake.rate_limit] window_s": rate_limit("window_s"),
+        "[providers.fake] max_concurrency": concurrency,
         "[budget] max_usd": table("budget", "max_usd"),
     }
     for key in ("disk_size_limit", "memory_ttl_s", "timeout_s", "memory_max_entries"):

@@ -312,8 +312,9 @@ class DiskTier:
             con.execute(f"PRAGMA busy_timeout = {int(self.timeout_s * 1000)}")
 
     def put_many(self, records: Iterable[tuple[bytes, bytes]], tag: str) -> int:
-        """Write records (key, value) in ONE transaction, then evict if over the size limit
-        (a value over MAX_VALUE_BYTES is not written: it would be refused when read)."""
+        """Write records (key, value) in ONE transaction, replacing any stored under the same
+        keys, then evict if over the size limit (a value over MAX_VALUE_BYTES is not written:
+        it would be refused when read)."""
         rows = [(key, value) for key, value in records if len(value) <= MAX_VALUE_BYTES]
         if not rows:
             return 0
@@ -330,6 +331,38 @@ class DiskTier:
             return len(rows)
 
         return self._run(op, 0)
+
+    def add_many(self, records: Iterable[tuple[bytes, bytes]], tag: str) -> dict[bytes, bytes]:
+        """Write the records whose key is not stored yet, in ONE transaction; return the
+        values already stored for the others (the first writer wins).
+
+        The write lock is taken before the look-up (BEGIN IMMEDIATE), so two processes
+        storing the same key at once cannot both see it missing: the second one gets the
+        first one's value back and uses it, and every reader sees one value per key."""
+        rows = {key: value for key, value in records if len(value) <= MAX_VALUE_BYTES}
+        if not rows:
+            return {}
+
+        def op(con: sqlite3.Connection) -> dict[bytes, bytes]:
+            now = time.time()
+            keys = list(rows)
+            stored: dict[bytes, bytes] = {}
+            with _transaction(con):
+                for i in range(0, len(keys), CHUNK):
+                    part = keys[i:i + CHUNK]
+                    sql = (f"SELECT key, CASE WHEN typeof(value) = 'blob' AND length(value) <= {MAX_VALUE_BYTES}"
+                           f" THEN value END FROM entries WHERE key IN ({','.join('?' * len(part))})")
+                    stored.update((key, value) for key, value in con.execute(sql, part) if type(value) is bytes)
+                # A row that is not a readable blob is replaced, as get_many would delete it.
+                con.executemany(
+                    "INSERT INTO entries (key, tag, value, stored_at, accessed_at, hits) VALUES (?, ?, ?, ?, ?, 0)"
+                    " ON CONFLICT (key) DO UPDATE SET tag = excluded.tag, value = excluded.value,"
+                    " stored_at = excluded.stored_at, accessed_at = excluded.accessed_at",
+                    [(key, tag, value, now, now) for key, value in rows.items() if key not in stored])
+            self._evict(con)
+            return stored
+
+        return self._run(op, {})
 
     def _evict(self, con: sqlite3.Connection) -> None:
         """Delete the policy's least valuable rows until the data fits the size limit (bounded)."""

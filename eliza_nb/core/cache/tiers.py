@@ -262,6 +262,12 @@ class Cache:
         disk = self.disk
         return disk.put_many(records, tag) if disk is not None else 0
 
+    def persist_new(self, records: Iterable[tuple[bytes, bytes]], tag: str) -> dict[bytes, bytes]:
+        """Write the records not on disk yet in one transaction; the stored records of the
+        others (first writer wins across processes; nothing without a disk tier)."""
+        disk = self.disk
+        return disk.add_many(records, tag) if disk is not None else {}
+
     # -- management --------------------------------------------------------------------
     def stats(self) -> pd.DataFrame:
         """A DataFrame: one row per tier and per model (entries, bytes, hits, misses).

@@ -8,8 +8,9 @@
 3. single-flight: a miss that another thread is already fetching is waited for, not
    fetched again; the rest are claimed by this call;
 4. send the claimed texts in provider-sized batches, validate every vector (length,
-   finiteness), normalize, put them in memory as each batch lands and on disk in ONE
-   transaction at the end (also when a later batch failed: paid-for vectors are kept);
+   finiteness), normalize, and store each batch as it lands (memory, and disk in one
+   transaction where the first writer of a key wins), so a later batch's failure keeps the
+   paid-for vectors and the error says how many texts are done;
 5. return vectors in input order; a ledger row counts the texts the cache answered.
 """
 
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..cache.tiers import Cache, EmbeddingSpace, canonical_json, decode_record, encode_record
-from ..errors import ConfigError, EmbeddingDimensionError, InvalidEmbeddingError, TransientError
+from ..errors import ConfigError, ElizaError, EmbeddingDimensionError, InvalidEmbeddingError, TransientError
 from ..ladder import Climb, Job
 from ..types import Target, check_text
 from .vectors import finite_rows, normalize_rows, validate_matrix
@@ -150,8 +151,8 @@ class EmbeddingService:
                     space = self.space(target, normalize)
                     assert space is not None
                     fresh = dict(zip((space.key(t) for t in first), vectors, strict=True))
+                    fresh.update(self._persist_first(fresh, space))
                     self.cache.remember(fresh, space.tag)
-                    self._persist(fresh, space)
                     found.update(fresh)
         keys = [space.key(t) for t in unique]
         text_of = dict(zip(keys, unique, strict=True))
@@ -167,6 +168,14 @@ class EmbeddingService:
         error: BaseException | None = None
         try:
             self._fetch_owned(owned, text_of, target, space, normalize, regenerate, found)
+        except ElizaError as exc:
+            error = exc
+            done = sum(1 for k in keys if k in found)
+            exc.embedded = (done, len(keys))  # type: ignore[attr-defined]
+            if len(keys) > 1:
+                exc.args = (f"{exc.args[0] if exc.args else exc}; {done} of {len(keys)} texts are embedded and cached, "
+                            f"a re-run sends only the other {len(keys) - done}",)
+            raise
         except BaseException as exc:
             error = exc
             raise
@@ -224,34 +233,37 @@ class EmbeddingService:
 
     def _fetch_owned(self, owned: Mapping[bytes, Future[np.ndarray] | None], text_of: Mapping[bytes, str], target: Target,
                      space: EmbeddingSpace, normalize: bool, regenerate: bool, found: dict[bytes, np.ndarray]) -> None:
-        """Fetch the owned keys in provider-sized batches; memory per batch, disk once at the end."""
+        """Fetch the owned keys in provider-sized batches, each stored (memory, and disk in one
+        transaction) before the next is asked for: a failure, or a process killed, loses at
+        most the batch in flight. On disk the first writer of a key wins (processes and Dask
+        workers share the store): a vector another process stored first is the one returned."""
         keys = list(owned)
-        fresh: dict[bytes, np.ndarray] = {}
         size = self.batch_size(target)
         store_space = space
-        try:
-            for start in range(0, len(keys), size):  # bounded: one request per batch
-                batch = keys[start:start + size]
+        for start in range(0, len(keys), size):  # bounded: one request per batch
+            batch = keys[start:start + size]
+            try:
                 vectors = self._fetch([text_of[k] for k in batch], target, store_space.dims, normalize,
                                       accept_dims=regenerate)
-                if vectors.shape[1] != store_space.dims:  # regenerate accepted another size: its own key space
-                    if fresh:
-                        self._persist(fresh, store_space)
-                        fresh = {}
-                    learned = self.space(target, normalize)
-                    assert learned is not None  # _fetch has just learned its size
-                    store_space = learned
-                got = dict(zip((store_space.key(text_of[k]) for k in batch), vectors, strict=True)) if store_space is not space \
-                    else dict(zip(batch, vectors, strict=True))
-                self.cache.remember(got, store_space.tag)
-                fresh.update(got)
-                for key, vec in zip(batch, vectors, strict=True):
-                    found[key] = vec
-                    fut = owned[key]
-                    if fut is not None and not fut.done():
-                        fut.set_result(vec)
-        finally:
-            self._persist(fresh, store_space)
+            except ElizaError as exc:
+                exc.failed_texts = [text_of[k] for k in batch]  # type: ignore[attr-defined]
+                raise
+            if vectors.shape[1] != store_space.dims:  # regenerate accepted another size: its own key space
+                learned = self.space(target, normalize)
+                assert learned is not None  # _fetch has just learned its size
+                store_space = learned
+            got = dict(zip((store_space.key(text_of[k]) for k in batch), vectors, strict=True)) if store_space is not space \
+                else dict(zip(batch, vectors, strict=True))
+            if regenerate:
+                self._persist(got, store_space)
+            else:
+                got.update(self._persist_first(got, store_space))
+            self.cache.remember(got, store_space.tag)
+            for key, vec in zip(batch, got.values(), strict=True):
+                found[key] = vec
+                fut = owned[key]
+                if fut is not None and not fut.done():
+                    fut.set_result(vec)
 
     def _fetch(self, texts: list[str], target: Target, dims: int | None, normalize: bool, *, accept_dims: bool) -> np.ndarray:
         """One provider request, validated: right shape, right size (or learned), finite, normalized."""
@@ -283,6 +295,18 @@ class EmbeddingService:
     def _persist(self, vectors: Mapping[bytes, np.ndarray], space: EmbeddingSpace) -> None:
         if vectors:
             self.cache.persist(((k, space.record(v)) for k, v in vectors.items()), space.tag)
+
+    def _persist_first(self, vectors: Mapping[bytes, np.ndarray], space: EmbeddingSpace) -> dict[bytes, np.ndarray]:
+        """Store the vectors whose key is not on disk yet; the stored vectors of the others."""
+        if not vectors:
+            return {}
+        stored = self.cache.persist_new(((k, space.record(v)) for k, v in vectors.items()), space.tag)
+        if not stored:
+            return {}
+        kept, bad = self._decode(stored, space)
+        if bad:  # a damaged record under our key: ours replaces it
+            self._persist({k: vectors[k] for k in bad}, space)
+        return kept
 
     @staticmethod
     def _decode(records: Mapping[bytes, bytes], space: EmbeddingSpace) -> tuple[dict[bytes, np.ndarray], list[bytes]]:
@@ -379,6 +403,8 @@ def _as_texts(texts: Any) -> list[str]:
         return [check_text(texts, "the text")]
     if isinstance(texts, (bytes, bytearray)) or not hasattr(texts, "__iter__"):
         raise ConfigError(f"embed takes a text or a list of texts, not {type(texts).__name__}")
+    if hasattr(texts, "__dask_graph__"):  # iterating would compute it here, partition by partition
+        raise ConfigError("a Dask collection: use eliza_nb.embed(...), which computes it on the cluster (docs/scale.md)")
     out = []
     for i, t in enumerate(texts):
         if isinstance(t, str):

@@ -20,7 +20,8 @@ class BenchArgs:
     models: list[str] = field(default_factory=list)
     presets: list[str] = field(default_factory=list)
     repeats: int = 3
-    concurrency: int = 4
+    concurrency: int | None = None
+    client: str | None = None
     scorer: str = "contains"
     settings: dict[str, Any] = field(default_factory=dict)  # model settings given as flags, by name
     cache: bool = False
@@ -34,7 +35,8 @@ def bench_parser() -> MagicParser:
     p.add_argument("--models", nargs="+", metavar="M", default=[], help="provider:class or provider:model")
     p.add_argument("--presets", nargs="+", metavar="P", default=[])
     p.add_argument("--repeats", type=positive_int, default=3)
-    p.add_argument("--concurrency", type=positive_int, default=4)
+    p.add_argument("--concurrency", type=positive_int, default=None, help="calls at once (default 4; on a cluster, its threads)")
+    p.add_argument("--client", metavar="VAR", type=identifier, help="a Dask distributed.Client variable: run the grid on its workers")
     p.add_argument("--scorer", default="contains", help="exact, contains, regex, json-valid, embedding-similarity, or a function variable")
     add_setting_flags(p)
     p.add_argument("--cache", action="store_true", help="allow cached answers (timings are then not real)")
@@ -52,6 +54,10 @@ def do_bench(shell: Any, args: BenchArgs, cell: str | None) -> None:
         scorer = shell.user_ns[scorer]
     options: dict[str, Any] = {"repeats": args.repeats, "concurrency": args.concurrency, "scorer": scorer,
                                "cache": args.cache, **args.settings}
+    if args.client:
+        if args.client not in shell.user_ns:
+            raise UsageError(f"--client {args.client}: no such variable in the notebook")
+        options["client"] = shell.user_ns[args.client]
     frame = eliza_nb.benchmark(shell.user_ns[args.cases], args.models or None, args.presets or None, **options)
     display(frame.summary())
     display(frame.chart())

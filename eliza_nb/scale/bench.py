@@ -1,0 +1,72 @@
+"""Benchmark grids on a Dask cluster: each grid cell is one task on a worker's runtime.
+
+:func:`cluster_runner` plugs into ``core.bench.benchmark`` (its ``runner``): the rows are
+the ones a single process makes (``core.bench.run_job`` builds them on the worker, with the
+notebook's session state), in grid order; the progress bar moves as tasks finish, and the
+dashboard link is printed first. A task whose worker died is run again by Dask elsewhere;
+one that could not be finished at all becomes a row with its error, like any failed call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..core.bench import empty_row, make_scorer, run_job
+from ..core.runtime import Runtime
+from ..core.session import SessionState
+from .workers import WorkerSpec, attach, runtime_for
+
+
+def cluster_runner(client: Any, rt: Runtime) -> Callable[..., list[dict[str, Any]]]:
+    """A ``runner`` for :func:`eliza_nb.core.bench.benchmark` that runs the grid on ``client``."""
+    spec = attach(client, rt)
+
+    def run(jobs: list[dict[str, Any]], scorer: Any, options: dict[str, Any], concurrency: int | None,
+            bar: Any) -> list[dict[str, Any]]:
+        from distributed import as_completed
+
+        link = getattr(client, "dashboard_link", None)
+        if link:
+            # Where to watch the run is part of the answer, like the progress bar below it.
+            print(f"Dask dashboard: {link}")  # noqa: T201
+        state = rt.session.state
+        rows: list[dict[str, Any]] = [{} for _ in jobs]
+        pending = iter(enumerate(jobs))
+        index: dict[Any, int] = {}
+
+        def submit() -> Any:
+            nxt = next(pending, None)
+            if nxt is None:
+                return None
+            i, job = nxt
+            fut = client.submit(grid_cell, spec, state, job, scorer, options, pure=False)
+            index[fut] = i
+            return fut
+
+        window = len(jobs) if concurrency is None else concurrency
+        running = as_completed([f for f in (submit() for _ in range(window)) if f is not None])
+        for fut in running:
+            i = index.pop(fut)
+            try:
+                rows[i] = fut.result()
+            except Exception as exc:  # the task itself failed (e.g. its workers kept dying)
+                rows[i] = empty_row(jobs[i], f"{type(exc).__name__}: {exc}")
+            fut.release()
+            if bar is not None:
+                bar.update(1)
+            nxt = submit()
+            if nxt is not None:
+                running.add(nxt)
+        return rows
+
+    return run
+
+
+def grid_cell(spec: WorkerSpec, state: SessionState, job: dict[str, Any], scorer: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """One grid cell on a worker, with the notebook's session choices (the task body)."""
+    rt = runtime_for(spec)
+    if rt.session.state != state:
+        rt.session.update(provider=state.provider, model_class=state.model_class, model=state.model,
+                          preset=state.preset, **state.settings.as_dict(include_unset=True))
+    return run_job(rt, job, make_scorer(scorer, rt), options)
