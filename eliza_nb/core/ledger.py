@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +54,25 @@ class Ledger:
     def __init__(self) -> None:
         self._rows: list[LedgerRow] = []
         self._lock = threading.Lock()
+        self._captures = threading.local()  # per thread: lists that also receive its rows
+
+    @contextlib.contextmanager
+    def capture(self) -> Iterator[list[LedgerRow]]:
+        """The rows this thread logs inside the block, also collected in a list (a Dask
+        worker hands them back to the notebook's ledger)."""
+        stack = self._captures.__dict__.setdefault("stack", [])
+        rows: list[LedgerRow] = []
+        stack.append(rows)
+        try:
+            yield rows
+        finally:
+            stack.remove(rows)
+
+    def add(self, rows: Iterable[LedgerRow]) -> None:
+        """Append rows logged elsewhere (a worker's), as they were."""
+        rows = [r for r in rows if isinstance(r, LedgerRow)]
+        with self._lock:
+            self._rows.extend(rows)
 
     def log(self, kind: str, target: Any, *, error: BaseException | str | None = None, **fields: Any) -> LedgerRow:
         """Add one row: ``kind`` of call, the ``target`` tried, and any other LedgerRow field.
@@ -69,6 +90,8 @@ class Ledger:
                         model_class=str(target.model_class), error=error, status=status, **fields)
         with self._lock:
             self._rows.append(row)
+        for rows in self._captures.__dict__.get("stack", ()):
+            rows.append(row)
         return row
 
     def rows(self) -> list[LedgerRow]:

@@ -5,14 +5,17 @@ the ones a single process makes (``core.bench.run_job`` builds them on the worke
 notebook's session state), in grid order; the progress bar moves as tasks finish, and the
 dashboard link is printed first. A task whose worker died is run again by Dask elsewhere;
 one that could not be finished at all becomes a row with its error, like any failed call.
+The workers' ledger rows come back with each cell into the notebook's ledger.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
 from ..core.bench import empty_row, make_scorer, run_job
+from ..core.ledger import LedgerRow
 from ..core.runtime import Runtime
 from ..core.session import SessionState
 from .workers import WorkerSpec, attach, runtime_for
@@ -49,7 +52,9 @@ def cluster_runner(client: Any, rt: Runtime) -> Callable[..., list[dict[str, Any
         for fut in running:
             i = index.pop(fut)
             try:
-                rows[i] = fut.result()
+                rows[i], ledger, pid = fut.result()
+                if pid != os.getpid():  # %eliza usage and the spending cap see the workers' calls
+                    rt.ledger.add(ledger)  # (a worker in this process logged them here already)
             except Exception as exc:  # the task itself failed (e.g. its workers kept dying)
                 rows[i] = empty_row(jobs[i], f"{type(exc).__name__}: {exc}")
             fut.release()
@@ -63,10 +68,14 @@ def cluster_runner(client: Any, rt: Runtime) -> Callable[..., list[dict[str, Any
     return run
 
 
-def grid_cell(spec: WorkerSpec, state: SessionState, job: dict[str, Any], scorer: Any, options: dict[str, Any]) -> dict[str, Any]:
-    """One grid cell on a worker, with the notebook's session choices (the task body)."""
+def grid_cell(spec: WorkerSpec, state: SessionState, job: dict[str, Any], scorer: Any,
+              options: dict[str, Any]) -> tuple[dict[str, Any], list[LedgerRow], int]:
+    """One grid cell on a worker, with the notebook's session choices (the task body):
+    its row, the ledger rows its calls logged, and the worker's process id."""
     rt = runtime_for(spec)
     if rt.session.state != state:
         rt.session.update(provider=state.provider, model_class=state.model_class, model=state.model,
                           preset=state.preset, **state.settings.as_dict(include_unset=True))
-    return run_job(rt, job, make_scorer(scorer, rt), options)
+    with rt.ledger.capture() as ledger:
+        row = run_job(rt, job, make_scorer(scorer, rt), options)
+    return row, ledger, os.getpid()

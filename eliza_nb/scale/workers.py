@@ -32,6 +32,7 @@ from ..core.runtime import Runtime
 _RUNTIMES: dict[str, Runtime] = {}
 _LOCK = threading.Lock()
 _ATTACHED: dict[tuple[str, str], str] = {}  # (client id, spec fingerprint) -> the worker plugin's name
+_HOMES: dict[str, str] = {}  # client id -> the home attach(client, home=...) chose, for the later calls on it
 
 
 @dataclass(frozen=True)
@@ -113,11 +114,16 @@ def attach(client: Any, rt: Runtime | None = None, home: str | os.PathLike[str] 
     """Make ``client``'s workers run eliza_nb calls with the notebook's runtime: the same
     config and cache home, local models loaded once per worker, provider limits counted
     across the cluster. Called for you by ``embed``/``benchmark`` with a cluster; call it
-    yourself to pass ``home=`` (a directory all workers and the notebook share)."""
+    yourself to pass ``home=`` (a directory all workers and the notebook share): later calls
+    on ``client`` use it until :func:`detach`."""
     if rt is None:
         import eliza_nb
 
         rt = eliza_nb.runtime()
+    if home is None:  # embed / benchmark attach without a home: the one chosen for this client, if any
+        home = _HOMES.get(str(client.id))
+    else:
+        _HOMES[str(client.id)] = os.fspath(home)
     spec = WorkerSpec.of(rt, home)
     if home is None or os.fspath(home) == str(rt.home):
         use_here(spec, rt)
@@ -141,6 +147,7 @@ def detach(client: Any) -> int:
     """Close the runtimes :func:`attach` made on ``client``'s workers (their local models
     and cache connections); the next eliza_nb call on the cluster attaches again. Returns
     how many were closed."""
+    _HOMES.pop(str(client.id), None)
     names = [(mark, name) for mark, name in _ATTACHED.items() if mark[0] == str(client.id)]
     for mark, name in names:
         client.unregister_worker_plugin(name)
