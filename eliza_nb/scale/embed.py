@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..core.embeddings.service import as_texts
 from ..core.errors import (
     ConfigError,
     ContentBlocked,
@@ -84,23 +85,33 @@ def embed_collection(rt: Runtime, texts: Any, provider: str | None = None, model
 
 def _embed_here_on(client: Any, rt: Runtime, texts: Any, provider: str | None, model: str | None, *,
                    as_array: bool | None, normalize: bool, regenerate: bool) -> Any:
-    """A list or pandas Series embedded on ``client``'s workers, returned as the
-    single-process call would return it: (n, d) array, or a Series of vectors."""
+    """A list or pandas Series embedded on ``client``'s workers and returned as the
+    single-process call returns it ((n, d) array, or a Series of vectors). The look-ups and
+    stores go through this process's cache, so it holds for any cluster, shared store or
+    not: texts cached here are never sent, and every vector computed lands here."""
     import dask.dataframe as dd
 
     if isinstance(texts, str):
         raise ConfigError("embed(..., client=) is for many texts: pass a list, a pandas Series or a dask Series")
-    series = texts if isinstance(texts, pd.Series) else pd.Series(list(texts), dtype=object)
-    if series.empty:
+    items = as_texts(texts)
+    if not items:
         return rt.embed(texts, provider, model, as_array=as_array, normalize=normalize, regenerate=regenerate)
-    threads = sum(client.nthreads().values()) or 1
-    batch = rt.embeddings.batch_size(rt.resolve_embedding(provider, model))
-    parts = max(1, min(4 * threads, -(-len(series) // batch)))  # a few tasks per thread, none under a batch
-    out = embed_collection(rt, dd.from_pandas(series, npartitions=parts, sort=False), provider, model,
-                           as_array=as_array if as_array is not None else not isinstance(texts, pd.Series),
-                           normalize=normalize, regenerate=regenerate, client=client)
-    result = client.compute(out).result()
-    return list(result) if isinstance(result, pd.Series) and not isinstance(texts, pd.Series) else result
+    target = rt.resolve_embedding(provider, model)
+    unique = list(dict.fromkeys(items))
+    found = {} if regenerate else rt.embeddings.cached(unique, target, normalize)
+    todo = [t for t in unique if t not in found]
+    if todo:
+        threads = sum(client.nthreads().values()) or 1
+        batch = rt.embeddings.batch_size(target)
+        parts = max(1, min(4 * threads, -(-len(todo) // batch)))  # a few tasks per thread, none under a batch
+        lazy = embed_collection(rt, dd.from_pandas(pd.Series(todo, dtype=object), npartitions=parts, sort=False),
+                                target.provider, target.model, as_array=True, normalize=normalize,
+                                regenerate=regenerate, client=client)
+        found.update(rt.embeddings.keep(todo, client.compute(lazy).result(), target, normalize))
+    matrix = np.stack([found[t] for t in items])
+    if isinstance(texts, pd.Series) and not as_array:
+        return pd.Series(list(matrix), index=texts.index, name=texts.name, dtype=object)
+    return list(matrix) if as_array is False else matrix
 
 
 def embed_partition(part: pd.Series, spec: WorkerSpec, provider: str, model: str, normalize: bool, regenerate: bool,

@@ -19,9 +19,11 @@ import copy
 import hashlib
 import json
 import os
+import secrets
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -32,6 +34,7 @@ from ..core.runtime import Runtime
 _RUNTIMES: dict[str, Runtime] = {}
 _LOCK = threading.Lock()
 _ATTACHED: dict[tuple[str, str], str] = {}  # (client id, spec fingerprint) -> the worker plugin's name
+PROBE = ".scale-probe"  # a file attach writes in the notebook's home and looks for on the workers
 _HOMES: dict[str, str] = {}  # client id -> the home attach(client, home=...) chose, for the later calls on it
 
 
@@ -63,8 +66,8 @@ def runtime_for(spec: WorkerSpec) -> Runtime:
 
 def use_here(spec: WorkerSpec, rt: Runtime) -> None:
     """Tasks for ``spec`` that run in this process use ``rt`` (the notebook's runtime)."""
-    with _LOCK:
-        _RUNTIMES.setdefault(spec.fingerprint, rt)
+    with _LOCK:  # replaced, not kept: an earlier runtime with the same spec may be closed by now
+        _RUNTIMES[spec.fingerprint] = rt
 
 
 def threads_for(nthreads: int, address: str, hosts: Mapping[str, int]) -> int:
@@ -140,7 +143,37 @@ def attach(client: Any, rt: Runtime | None = None, home: str | os.PathLike[str] 
     plugin = RuntimePlugin(spec, hosts)
     client.register_plugin(plugin)
     _ATTACHED[mark] = plugin.name
+    apart = workers_apart(client, rt, spec)
+    if apart:
+        rt.warn(f"{apart} of the cluster's workers do not see this notebook's cache store ({rt.home}): what "
+                "eliza_nb.embed(dask_series) computes there stays in their stores. eliza_nb.embed(texts, client=) "
+                "looks up and stores here; or attach(client, home=...) a directory both see (docs/scale.md)")
     return spec
+
+
+def workers_apart(client: Any, rt: Runtime, spec: WorkerSpec) -> int:
+    """How many workers find another cache store at their home than the notebook's (other
+    machines, another home=): a random token written here is looked for there."""
+    token = secrets.token_hex(16)
+    probe = rt.home / PROBE
+    try:
+        rt.home.mkdir(parents=True, exist_ok=True)
+        probe.write_text(token)
+    except OSError:  # a home that cannot be written has no disk cache to share
+        return 0
+    try:
+        seen = client.run(read_probe, spec.home)
+    finally:
+        probe.unlink(missing_ok=True)
+    return sum(1 for value in seen.values() if value != token)
+
+
+def read_probe(home: str) -> str | None:
+    """On a worker: the token the notebook wrote, if this worker sees the same home."""
+    try:
+        return (Path(home) / PROBE).read_text()
+    except OSError:
+        return None
 
 
 def detach(client: Any) -> int:

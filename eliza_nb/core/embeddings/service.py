@@ -100,7 +100,7 @@ class EmbeddingService:
         space = self.space(target, normalize)
         series = _series_type()
         is_series = series is not None and isinstance(texts, series)
-        items = _as_texts(texts)
+        items = as_texts(texts)
         if not items:
             return np.zeros((0, space.dims if space else 0), dtype=np.float32)
         matrix = self._embed_items(items, target, space, normalize, regenerate)
@@ -133,6 +133,30 @@ class EmbeddingService:
                     learned = int(entry.embedding_dims)
             self._dims[ident] = learned
         return self._dims[ident]
+
+    def cached(self, texts: Sequence[str], target: Target, normalize: bool = True) -> dict[str, np.ndarray]:
+        """The vectors this cache holds for ``texts`` (memory, then disk in bulk), by text."""
+        space = self.space(target, normalize)
+        if space is None:
+            return {}
+        text_of = {space.key(t): t for t in dict.fromkeys(texts)}
+        hits = self.cache.lookup(list(text_of), space.tag, lambda recs: self._decode(recs, space))
+        return {text_of[k]: v for k, v in hits.items()}
+
+    def keep(self, texts: Sequence[str], vectors: Any, target: Target, normalize: bool = True) -> dict[str, np.ndarray]:
+        """Store vectors computed elsewhere (a Dask worker) under this cache's keys, validated
+        as if fetched here; returns them as stored (where a key was stored first, that vector)."""
+        source = f"[{target.provider}] {target.model}"
+        matrix = validate_matrix(np.asarray(vectors, dtype=np.float32), source=source)
+        space = self.space(target, normalize)
+        if space is None or matrix.shape != (len(texts), space.dims):
+            raise InvalidEmbeddingError(f"{source}: got shape {matrix.shape} for {len(texts)} texts"
+                                        f"{'' if space is None else f' of {space.dims} dimensions'}")
+        matrix.flags.writeable = False
+        got = dict(zip((space.key(t) for t in texts), matrix, strict=True))
+        got.update(self._persist_first(got, space))
+        self.cache.remember(got, space.tag)
+        return {t: got[space.key(t)] for t in texts}
 
     # -- the batch algorithm ----------------------------------------------------------------
     def _embed_items(self, items: list[str], target: Target, space: EmbeddingSpace | None,
@@ -396,7 +420,7 @@ def _series_type() -> type | None:
     return getattr(pd, "Series", None) if pd is not None else None
 
 
-def _as_texts(texts: Any) -> list[str]:
+def as_texts(texts: Any) -> list[str]:
     """A list of str from one text or a list / tuple / Series / array of texts; None and NaN
     are errors, and so is a text that cannot be sent (a lone surrogate)."""
     if isinstance(texts, str):
@@ -405,11 +429,13 @@ def _as_texts(texts: Any) -> list[str]:
         raise ConfigError(f"embed takes a text or a list of texts, not {type(texts).__name__}")
     if hasattr(texts, "__dask_graph__"):  # iterating would compute it here, partition by partition
         raise ConfigError("a Dask collection: use eliza_nb.embed(...), which computes it on the cluster (docs/scale.md)")
+    pd = sys.modules.get("pandas")
+    na = getattr(pd, "NA", None)  # a string column's missing value (dask makes text columns strings): not "<NA>"
     out = []
     for i, t in enumerate(texts):
         if isinstance(t, str):
             out.append(check_text(t, f"item {i}"))
-        elif t is None or (isinstance(t, float) and t != t):
+        elif t is None or (isinstance(t, float) and t != t) or (na is not None and t is na):
             raise ConfigError(f"item {i} is missing (None/NaN); drop or fill missing texts before embedding")
         else:
             out.append(check_text(str(t), f"item {i}"))
