@@ -9,7 +9,10 @@ alone (64 values from sha256 of its utf-8 bytes, extended by hashing with a coun
 a text gets bit-identical vectors whatever batch it came in. Every value is ``(b - 127.5) / 128``
 for a byte b, exact in float32; ``"dimensions": N`` in the body asks for N values (a
 prefix of the longer vector), ``"encoding_format": "base64"`` (the openai SDK's default)
-gets little-endian float32 bytes in base64.
+gets little-endian float32 bytes in base64. An embeddings request with a text containing
+``<<fail>>`` (FAIL_MARK) gets HTTP 400 and an OpenAI ``invalid_request_error`` body ("input
+contains a rejected text"), after the path's delay and counted in the hits, so a test can
+make one batch of one partition fail.
 
 Path grammar: zero or more prefix segments, in any order, each at most once, then the
 OpenAI path; the first segment that is not a prefix ends the prefixes::
@@ -75,6 +78,7 @@ EMBED_DIMS = 64
 MAX_BODY = 8 << 20  # loopback and test-only, but a runaway client must not eat the machine
 MAX_HITS = 1_000_000  # beyond this hits are only counted (``dropped``), the log stays bounded
 ECHO_CHARS = 40
+FAIL_MARK = "<<fail>>"  # an embeddings input holding this is refused with HTTP 400
 _USAGE = {"prompt_tokens": 9, "completion_tokens": 6, "total_tokens": 15}
 CHAT = json.dumps({
     "id": "chatcmpl-1", "object": "chat.completion", "created": 1700000000, "model": MODEL,
@@ -208,7 +212,10 @@ def _embed_request(raw: bytes) -> tuple[dict[str, Any] | None, list[str], bytes 
         return None, [], _error(b"400 Bad Request", "'input' must be a string or a non-empty list",
                                 "invalid_request_error")
     # token-id inputs (ints, or lists of ints) are hashed through their JSON text
-    return body, [t if isinstance(t, str) else json.dumps(t) for t in texts], None
+    texts = [t if isinstance(t, str) else json.dumps(t) for t in texts]
+    if any(FAIL_MARK in t for t in texts):  # a provider refusing one text: the whole request fails
+        return body, texts, _error(b"400 Bad Request", "input contains a rejected text", "invalid_request_error")
+    return body, texts, None
 
 
 def _embed_reply(body: dict[str, Any], texts: list[str]) -> bytes:

@@ -109,6 +109,22 @@ def test_embeddings_bad_input_is_an_openai_error(srv: Loopback) -> None:
     assert r.json()["error"]["type"] == r2.json()["error"]["type"] == "invalid_request_error"
 
 
+def test_embeddings_fail_marker_is_a_400(srv: Loopback) -> None:
+    with httpx.Client() as c:
+        bad = c.post(f"{srv.base}/d1/v1/embeddings", json={"model": "emb", "input": ["fine", "x <<fail>> y"]})
+        alone = c.post(f"{srv.base}/v1/embeddings", json={"input": "<<fail>>"})
+        near = embed(c, srv.base, ["<<fail>", "<fail>>", "fine"])  # only the whole marker is refused
+        chat_ok = chat(c, f"{srv.base}/echo/v1/chat/completions", "<<fail>>")  # chat ignores it
+    assert bad.status_code == alone.status_code == 400
+    assert bad.json()["error"]["message"] == "input contains a rejected text"
+    assert bad.json()["error"]["type"] == "invalid_request_error"
+    assert len(near["data"]) == 3
+    assert chat_ok.json()["choices"][0]["message"]["content"] == "echo: <<fail>>"
+    hits = srv.hits()["hits"]  # the refused requests reached the server: counted with their texts
+    assert [(path, n) for _, path, n in hits] == [
+        ("/d1/v1/embeddings", 2), ("/v1/embeddings", 1), ("/v1/embeddings", 3), ("/echo/v1/chat/completions", 0)]
+
+
 # -- chat -------------------------------------------------------------------------------------
 
 

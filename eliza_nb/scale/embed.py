@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..core.embeddings.service import as_texts
+from ..core.embeddings.service import as_texts, progress_note
 from ..core.errors import (
     ConfigError,
     ContentBlocked,
@@ -153,6 +153,12 @@ def partition_error(rt: Runtime, exc: ElizaError, part: pd.Series, number: int, 
         where += f", a batch of {len(failed)} texts from {_short(failed[0])!r}"
     error = copy.copy(exc)
     message = exc.args[0] if exc.args else str(exc)
+    embedded = getattr(exc, "embedded", None)
+    if culprit is not None and embedded is not None and embedded[1] > 1:  # naming it cached a few more: count again
+        texts = list(dict.fromkeys(str(t) for t in part))
+        done = len(rt.embeddings.cached(texts, rt.resolve_embedding(provider, model), normalize))
+        error.embedded = (done, len(texts))  # type: ignore[attr-defined]
+        message = f"{getattr(exc, 'detail', message)}; {progress_note(done, len(texts))}"
     error.args = (f"{where}: {message}",)
     return error
 

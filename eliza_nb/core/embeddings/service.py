@@ -196,9 +196,9 @@ class EmbeddingService:
             error = exc
             done = sum(1 for k in keys if k in found)
             exc.embedded = (done, len(keys))  # type: ignore[attr-defined]
+            exc.detail = exc.args[0] if exc.args else str(exc)  # type: ignore[attr-defined]  # before the count
             if len(keys) > 1:
-                exc.args = (f"{exc.args[0] if exc.args else exc}; {done} of {len(keys)} texts are embedded and cached, "
-                            f"a re-run sends only the other {len(keys) - done}",)
+                exc.args = (f"{exc.detail}; {progress_note(done, len(keys))}",)  # type: ignore[attr-defined]
             raise
         except BaseException as exc:
             error = exc
@@ -399,6 +399,11 @@ class EmbeddingService:
 
     def _record_hits(self, target: Target, n: int, latency: float) -> None:
         self.rt.ledger.log("embed", target, latency_s=latency, cost_usd=0.0, cache_hit=True, items=n)
+
+
+def progress_note(done: int, total: int) -> str:
+    """How far a failed embedding call got, for its one-line error."""
+    return f"{done} of {total} texts are embedded and cached, a re-run sends only the other {total - done}"
 
 
 @functools.lru_cache(maxsize=256)
