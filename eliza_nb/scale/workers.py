@@ -97,6 +97,7 @@ class RuntimePlugin(WorkerPlugin):
         config["local"] = local
         rt = Runtime(self.spec.home, config=config)
         cluster_limits(rt, worker)
+        rt.http_client()  # made now, not after the first call's rate-limit slot was booked (it would arrive late)
         with _LOCK:
             if _RUNTIMES.setdefault(self.spec.fingerprint, rt) is rt:
                 self._made = rt
