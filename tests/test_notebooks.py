@@ -170,6 +170,7 @@ def test_notebooks_match_their_source():
 
 def test_every_notebook_is_executed_by_a_test():
     """A notebook added to notebooks/ needs its own test above (executed, key outputs asserted)."""
-    tested = {"quickstart.ipynb", "tuning.ipynb", "embeddings.ipynb", "benchmark.ipynb", "providers.ipynb"}
+    tested = {"quickstart.ipynb", "tuning.ipynb", "embeddings.ipynb", "benchmark.ipynb", "providers.ipynb",
+              "scale.ipynb"}  # scale: tests/scale/test_scale_notebook.py (it needs the [dask] extra)
     present = {p.name for p in NOTEBOOKS.glob("*.ipynb") if not p.name.endswith(".executed.ipynb")}
     assert present == tested

@@ -355,12 +355,119 @@ PROVIDERS = [
     key("%eliza replay --off"),
 ]
 
+
+SCALE = [
+    new_markdown_cell(
+        "# Scale out on Dask: a corpus and a benchmark grid on a cluster\n\n"
+        "The same calls as on one machine, given a Dask collection or `client=`: `eliza_nb.embed(ddf[\"text\"])` "
+        "embeds a dask Series partition by partition on the workers, through the same cache; "
+        "`eliza_nb.benchmark(..., client=client)` runs the grid on them; provider limits are counted across the "
+        "whole cluster. Needs the `[dask]` extra (`pip install 'eliza_nb[dask]'`); the guide is "
+        "[docs/scale.md](../docs/scale.md).\n\n"
+        "The cluster here is a `LocalCluster` on this machine (2 worker processes, 1 thread each) and the models "
+        "are the embedded local ones: no key, no download. On one small machine a CPU-bound local model gains "
+        "nothing from a cluster; the point is that this is the code you would run against a real one."
+    ),
+    first_cell("import itertools\nimport time\n\nimport dask.dataframe as dd\nimport numpy as np\n"
+               "from distributed import Client, LocalCluster\n\nimport eliza_nb.scale"),
+    new_markdown_cell(
+        "## A cluster\n"
+        "The workers are new processes: they inherit this kernel's environment (`ELIZA_NB_HOME`, provider keys) "
+        "as it is now. The dashboard link shows the task stream and progress (its pages need `bokeh` installed; "
+        "without it, the page says so)."
+    ),
+    new_code_cell('cluster = LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0")\n'
+                  "client = Client(cluster)\n"
+                  'print("dashboard:", client.dashboard_link)\n'
+                  "client"),
+    new_markdown_cell("## 500 texts in a dask DataFrame\nFour partitions: each is one task on a worker."),
+    new_code_cell('who = ["The cat", "A dog", "The baker", "An astronaut", "The banker", "A child", "The chef", "A pilot",\n'
+                  '       "The farmer", "A student"]\n'
+                  'did = ["reads a book", "eats fresh bread", "watches the stars", "counts coins", "plants seeds",\n'
+                  '       "flies a plane", "bakes a cake", "plays football", "sleeps", "writes a letter"]\n'
+                  'where = ["at home", "in the park", "on the moon", "at the bank", "in the kitchen"]\n'
+                  'df = pd.DataFrame({"text": [f"{w} {d} {p}." for w, d, p in itertools.product(who, did, where)]})\n'
+                  "ddf = dd.from_pandas(df, npartitions=4)\n"
+                  'print(len(df), "texts in", ddf.npartitions, "partitions")'),
+    new_markdown_cell(
+        "## Embed the column on the cluster\n"
+        "`eliza_nb.embed(ddf[\"text\"])` returns a dask Series of vectors (same index and partitions); nothing runs "
+        "until it is computed. Each worker loads the local model once, looks every text up in the cache store in "
+        "`$ELIZA_NB_HOME` (the one this kernel uses too) and sends only the misses to the model."
+    ),
+    new_code_cell("t0 = time.perf_counter()\n"
+                  'out = ddf.assign(vector=eliza_nb.embed(ddf["text"])).compute()\n'
+                  "first_s = time.perf_counter() - t0\n"
+                  "first = np.stack(out.vector)\n"
+                  'print(f"vectors: {first.shape} {first.dtype} in {first_s:.1f} s")'),
+    new_markdown_cell("A similarity search over the computed frame (its `text` and `vector` columns):"),
+    new_code_cell('eliza_nb.similar("Someone is baking a cake.", out, k=3)'),
+    new_markdown_cell(
+        "## What each worker did\n"
+        "Every worker has its own runtime, and so its own usage ledger: calls made on the cluster are not in this "
+        "kernel's `eliza_nb.usage()`. `client.run` asks each worker how many texts its model embedded and how many "
+        "its cache served."
+    ),
+    new_code_cell("spec = eliza_nb.scale.attach(client)  # attached already by embed: this returns the workers' runtime spec\n"
+                  "\n\n"
+                  "def embedded_texts():\n"
+                  "    ledger = eliza_nb.scale.runtime_for(spec).ledger.dataframe()\n"
+                  '    rows = ledger[ledger.kind == "embed"]\n'
+                  '    return {"by the model": int(rows.loc[~rows.cache_hit, "items"].sum()),\n'
+                  '            "from the cache": int(rows.loc[rows.cache_hit, "items"].sum())}\n'
+                  "\n\n"
+                  "def on_workers():\n"
+                  "    counts = pd.DataFrame(client.run(embedded_texts)).T\n"
+                  "    print(f\"texts embedded by the model: {counts['by the model'].sum()}; \"\n"
+                  "          f\"served from the cache: {counts['from the cache'].sum()}\")\n"
+                  "    return counts\n"
+                  "\n\n"
+                  "on_workers()"),
+    new_markdown_cell(
+        "## Run it again: served from the cache\n"
+        "This time as a dask array (`as_array=True`): shape `(n, d)`, the row count unknown (`nan`) until it is "
+        "computed. Every text is a cache hit, so none reaches the model, and the vectors are the ones stored the "
+        "first time, bit for bit."
+    ),
+    new_code_cell('vectors = eliza_nb.embed(ddf["text"], as_array=True)\nvectors'),
+    new_code_cell("t0 = time.perf_counter()\n"
+                  "second = vectors.compute()\n"
+                  "second_s = time.perf_counter() - t0\n"
+                  'print(f"second run: {second.shape} in {second_s:.2f} s (first: {first_s:.1f} s); "\n'
+                  '      f"same vectors: {np.array_equal(first, second)}")\n'
+                  "on_workers()"),
+    new_markdown_cell("The workers stored into this kernel's cache store, so this kernel finds every vector there "
+                      "too (the `disk` row; the one more is the similarity query, embedded here):"),
+    new_code_cell("stats = eliza_nb.cache.stats()\n"
+                  "print(\"vectors in this kernel's disk tier:\", int(stats.loc[stats.tier == \"disk\", \"entries\"].sum()))\n"
+                  'stats[["tier", "model", "dims", "entries", "hits", "misses"]]'),
+    new_markdown_cell(
+        "## A benchmark grid on the cluster\n"
+        "`client=` runs each grid cell as a task on a worker (the local SmolLM2, loaded once per worker); the "
+        "rows are the ones one process makes, in grid order. The dashboard link is printed and the progress bar "
+        "moves as cells finish."
+    ),
+    new_code_cell("cases = [\n"
+                  '    {"id": "france", "input": "What is the capital of France?", "expected": "Paris"},\n'
+                  '    {"id": "japan", "input": "What is the capital of Japan?", "expected": "Tokyo"},\n'
+                  "]\n"
+                  'results = eliza_nb.benchmark(cases, models=["llama_local:small"], repeats=1, max_tokens=16, '
+                  "temperature=0, seed=7,\n"
+                  "                             client=client)\n"
+                  'print(f"{len(results)} rows, {int(results.error.notna().sum())} errors")\n'
+                  'results[["model", "case_id", "output", "latency_s", "score", "error"]]'),
+    new_code_cell("results.summary()"),
+    new_markdown_cell("## Done\nClose the client and the cluster (their worker processes, and the models loaded in them)."),
+    new_code_cell("client.close()\ncluster.close()"),
+]
+
 NOTEBOOKS = {
     "quickstart.ipynb": QUICKSTART,
     "tuning.ipynb": TUNING,
     "embeddings.ipynb": EMBEDDINGS,
     "benchmark.ipynb": BENCHMARK,
     "providers.ipynb": PROVIDERS,
+    "scale.ipynb": SCALE,
 }
 
 
