@@ -404,9 +404,9 @@ SCALE = [
     new_code_cell('eliza_nb.similar("Someone is baking a cake.", out, k=3)'),
     new_markdown_cell(
         "## What each worker did\n"
-        "Every worker has its own runtime, and so its own usage ledger: calls made on the cluster are not in this "
-        "kernel's `eliza_nb.usage()`. `client.run` asks each worker how many texts its model embedded and how many "
-        "its cache served."
+        "Every worker has its own runtime, and so its own usage ledger: the embedding calls made on the cluster are "
+        "not in this kernel's `eliza_nb.usage()` (a benchmark's are: each grid cell brings its rows back). "
+        "`client.run` asks each worker how many texts its model embedded and how many its cache served."
     ),
     new_code_cell("spec = eliza_nb.scale.attach(client)  # attached already by embed: this returns the workers' runtime spec\n"
                   "\n\n"
