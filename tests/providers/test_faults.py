@@ -306,13 +306,13 @@ def test_rate_limit_waits_and_says_so(home, fault_server, fake_time):
     rt = make_rt(home, fault_server, fake_time, retry={"max_total_s": 90.0}, fault_extra={"rate_limit": {"rpm": 2}})
     first, second, third = (rt.generate("hi", provider="fault") for _ in range(3))
     assert first.notes == [] and second.notes == []
-    assert "waited 60.0 s for fault's rate limit" in third.notes
-    assert fake_time.sleeps == [60.0]
+    assert "waited 60.2 s for fault's rate limit" in third.notes  # the window and its arrival slack
+    assert fake_time.sleeps == [60.25]
 
 
 def test_rate_limit_from_config_with_a_bad_key_is_one_line(home, fault_server, fake_time):
     fault_server.script(A, fs.json_reply(ok_chat()))
-    with pytest.raises(ConfigError, match=r"rate_limit\]: unknown key\(s\) rpx; valid: rpm, tpm"):
+    with pytest.raises(ConfigError, match=r"rate_limit\]: unknown key\(s\) rpx; valid: rpm, tpm, window_s"):
         make_rt(home, fault_server, fake_time, fault_extra={"rate_limit": {"rpx": 2}})  # refused when the config loads
 
 

@@ -98,8 +98,8 @@ def test_rpm_window_slides():
     t = FakeTime()
     rl = RateLimiter(t.clock, t.sleep)
     waits = [rl.acquire("p", {"rpm": 3}).waited_s for _ in range(7)]
-    assert waits == [0, 0, 0, 60, 0, 0, 60]
-    assert t.sleeps == [60, 60]
+    assert waits == [0, 0, 0, 60.25, 0, 0, 60.25]  # the window and its arrival slack (ratelimit.arrival_slack)
+    assert t.sleeps == [60.25, 60.25]
 
 
 def test_tpm_budget_and_settling_with_real_usage():
@@ -108,8 +108,8 @@ def test_tpm_budget_and_settling_with_real_usage():
     first = rl.acquire("p", {"tpm": 1000}, tokens=400)
     first.settle(900)  # the provider reported more than the estimate
     second = rl.acquire("p", {"tpm": 1000}, tokens=200)
-    assert second.waited_s == 60
-    assert rl.acquire("p", {"tpm": 1000}, tokens=5000).waited_s == 60  # too big for any window: runs alone
+    assert second.waited_s == 60.25  # the window and its arrival slack
+    assert rl.acquire("p", {"tpm": 1000}, tokens=5000).waited_s == 60.25  # too big for any window: runs alone
     assert rl.acquire("q", {"tpm": 1000}, tokens=999).waited_s == 0  # budgets are per provider
     assert rl.acquire("p", None) is None and rl.acquire("p", {}) is None
 
@@ -138,7 +138,7 @@ def test_concurrent_callers_get_distinct_slots():
         th.start()
     for th in threads:
         th.join(timeout=5)
-    assert sorted(waits) == [60, 60, 120, 120, 180, 180]  # plus two that did not wait
+    assert sorted(waits) == [60.25, 60.25, 120.5, 120.5, 180.75, 180.75]  # plus two that did not wait
     assert rl.usage("p")[0] == 8
 
 
