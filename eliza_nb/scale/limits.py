@@ -104,20 +104,36 @@ class ClusterRateLimiter:
 
 class ClusterCooldowns:
     """The Cooldowns surface the ladder uses, kept on the scheduler; a call is named by its
-    worker and its number there, since call numbers repeat across processes."""
+    worker and its number there, since call numbers repeat across processes.
+
+    A success clears a target's cool-down on the scheduler only when this worker knows of
+    one (it marked the target, or last saw it cooling): the RPC would be wasted after every
+    other answer. A cool-down another worker marks in between simply runs out."""
 
     def __init__(self, call: Callable[..., Any], worker_id: str) -> None:
         self._call, self._worker = call, worker_id
+        self._known: set[str] = set()  # targets this worker marked or saw cooling
+        self._lock = threading.Lock()
 
     def mark(self, target: str, seconds: float, owner: Any) -> None:
         if seconds > 0:
+            with self._lock:
+                self._known.add(target)
             self._call("eliza_nb_cool_mark", target=target, seconds=float(seconds), owner=f"{self._worker}/{owner}")
 
     def clear(self, target: str) -> None:
+        with self._lock:
+            if target not in self._known:
+                return
+            self._known.discard(target)
         self._call("eliza_nb_cool_clear", target=target)
 
     def left(self, target: str, caller: Any) -> float:
-        return float(self._call("eliza_nb_cool_left", target=target, caller=f"{self._worker}/{caller}"))
+        seconds = float(self._call("eliza_nb_cool_left", target=target, caller=f"{self._worker}/{caller}"))
+        if seconds > 0:
+            with self._lock:
+                self._known.add(target)
+        return seconds
 
 
 class ClusterConcurrency:
