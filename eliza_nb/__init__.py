@@ -50,10 +50,10 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-    from .core.bench import BenchmarkFrame
     from .core.conversation import Conversation
     from .core.generation import GenerationStream
     from .core.runtime import Runtime
+    from .core.tuning import BenchmarkFrame
     from .core.types import ImageResult, Result
 
 __all__ = [
@@ -203,7 +203,7 @@ def benchmark(cases: Any, models: Any = None, presets: Any = None, client: Any =
     ``.summary()`` and ``.chart()``. Options: repeats, concurrency, scorer, cache, progress,
     and any generate setting (temperature, max_tokens, ...). ``client=`` a Dask
     ``distributed.Client``: the grid runs on its workers (docs/scale.md)."""
-    from .core.bench import benchmark as _benchmark
+    from .core.tuning import benchmark as _benchmark
 
     rt = runtime()
     if client is not None:
@@ -215,7 +215,7 @@ def benchmark(cases: Any, models: Any = None, presets: Any = None, client: Any =
 
 def benchmark_embeddings(texts: Any, models: Any = None, repeats: int = 3) -> pd.DataFrame:
     """Latency and dims per embedding model (measured on the provider, cache bypassed)."""
-    from .core.bench import benchmark_embeddings as _bench
+    from .core.tuning import benchmark_embeddings as _bench
 
     return _bench(runtime(), texts, models, repeats)
 

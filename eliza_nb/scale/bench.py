@@ -1,7 +1,7 @@
 """Benchmark grids on a Dask cluster: each grid cell is one task on a worker's runtime.
 
-:func:`cluster_runner` plugs into ``core.bench.benchmark`` (its ``runner``): the rows are
-the ones a single process makes (``core.bench.run_job`` builds them on the worker, with the
+:func:`cluster_runner` plugs into ``core.tuning.benchmark`` (its ``runner``): the rows are
+the ones a single process makes (``core.tuning.run_job`` builds them on the worker, with the
 notebook's session state), in grid order; the progress bar moves as tasks finish, and the
 dashboard link is printed first. A task whose worker died is run again by Dask elsewhere;
 one that could not be finished at all becomes a row with its error, like any failed call.
@@ -14,15 +14,15 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from ..core.bench import empty_row, make_scorer, run_job
 from ..core.ledger import LedgerRow
 from ..core.runtime import Runtime
 from ..core.session import SessionState
+from ..core.tuning import empty_row, make_scorer, run_job
 from .workers import WorkerSpec, attach, runtime_for
 
 
 def cluster_runner(client: Any, rt: Runtime) -> Callable[..., list[dict[str, Any]]]:
-    """A ``runner`` for :func:`eliza_nb.core.bench.benchmark` that runs the grid on ``client``."""
+    """A ``runner`` for :func:`eliza_nb.core.tuning.benchmark` that runs the grid on ``client``."""
     spec = attach(client, rt)
 
     def run(jobs: list[dict[str, Any]], scorer: Any, options: dict[str, Any], concurrency: int | None,

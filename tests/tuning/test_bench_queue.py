@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import statistics
 
-from eliza_nb.core.bench import COLUMNS, benchmark
+from eliza_nb.core.tuning import COLUMNS, benchmark
 
 CASES = [{"id": f"c{i}", "input": "Name one colour.", "expected": "red"} for i in range(4)]
 OPTIONS = {"models": ["llama_local:small"], "repeats": 1, "progress": False, "max_tokens": 8, "temperature": 0}

@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from eliza_nb.core.bench import COLUMNS, benchmark, benchmark_embeddings, make_scorer
+from eliza_nb.core.tuning import COLUMNS, benchmark, benchmark_embeddings, make_scorer
 from eliza_nb.core.errors import ConfigError
 
 CASES = [
@@ -107,7 +107,7 @@ def test_chart_labels_stay_inside_the_chart():
     """The slowest point's label is drawn left of it, and a very long one is cut (full text in the tooltip)."""
     import re
 
-    from eliza_nb.core.bench import LatencyScoreChart
+    from eliza_nb.core.tuning import LatencyScoreChart
 
     long_model = "llama_local:" + "x" * 80
     summary = pd.DataFrame({"model": ["fast", "llama_local:smollm2-135m-instruct", long_model],
