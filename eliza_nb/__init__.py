@@ -58,7 +58,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     # calls
-    "generate", "stream", "chat", "embed", "similar", "image", "benchmark", "benchmark_embeddings",
+    "generate", "stream", "chat", "embed", "similar", "image", "benchmark", "benchmark_embeddings", "bench_runs", "load_bench",
     "select_model_class", "validate_embedding", "is_valid_embedding",
     # the session and its state
     "runtime", "set_runtime", "providers", "models", "usage", "set_budget", "presets", "cache", "replay",
@@ -199,10 +199,20 @@ def set_budget(max_usd: float | None) -> None:
 
 
 def benchmark(cases: Any, models: Any = None, presets: Any = None, client: Any = None, **options: Any) -> BenchmarkFrame:
-    """Run cases on models x presets through the runtime -> a tidy BenchmarkFrame with
-    ``.summary()`` and ``.chart()``. Options: repeats, concurrency, scorer, cache, progress,
-    and any generate setting (temperature, max_tokens, ...). ``client=`` a Dask
-    ``distributed.Client``: the grid runs on its workers (docs/scale.md)."""
+    """Run cases on models × presets × grid points × prompt variants × repeats through the
+    runtime -> a tidy BenchmarkFrame (one row per call, carrying the values that produced
+    it) with ``.summary()`` (means with 95% intervals), ``.compare(a, b)``, ``.best()`` and
+    ``.chart()``.
+
+    Options: ``grid={"temperature": [0, 0.8], ...}`` (settings swept), ``prompts={"terse":
+    "One word: {input}"}`` (templates), ``repeats``, ``concurrency``, ``scorer`` (a name,
+    "judge", or a function; a case's own ``checks`` list wins), ``judge="provider:class"``
+    (default the local model), ``dry_run=True`` (the cost estimate, nothing sent),
+    ``max_cost_usd`` (refuse a grid estimated above it; stop one that spends past it),
+    ``confirm=True`` (a grid over 10,000 calls), ``resume=run_id`` (finish a saved run:
+    same arguments again), ``save=False``, ``cache``, ``progress``, and any generate
+    setting (temperature, max_tokens, ...). ``client=`` a Dask ``distributed.Client``: the
+    grid runs on its workers (docs/scale.md)."""
     from .core.tuning import benchmark as _benchmark
 
     rt = runtime()
@@ -211,6 +221,35 @@ def benchmark(cases: Any, models: Any = None, presets: Any = None, client: Any =
 
         options["runner"] = cluster_runner(client, rt)
     return _benchmark(rt, cases, models, presets, **options)
+
+
+def bench_runs() -> pd.DataFrame:
+    """The benchmark runs saved in the home, newest first: run_id, started, status
+    ("finished", "stopped", "interrupted"; "running" for one cut short), rows saved, configs
+    and cases among them, calls planned. ``load_bench(run_id)`` reopens one;
+    ``benchmark(..., resume=run_id)`` finishes one."""
+    from .core.tuning.runs import list_runs
+
+    return list_runs(_home())
+
+
+def load_bench(run_id: str) -> BenchmarkFrame:
+    """A saved benchmark run as a BenchmarkFrame (``.summary()``, ``.compare(a, b)``, ...), as
+    it was when it was saved; two runs' frames compare like two configurations. An unknown
+    or malformed run is one ConfigError."""
+    from .core.tuning.runs import load
+
+    frame: BenchmarkFrame = load(_home(), run_id)
+    return frame
+
+
+def _home() -> Any:
+    """The shared runtime's home, without starting a runtime just to read saved files."""
+    if _runtime is not None:
+        return _runtime.home
+    from .core.home import home_dir
+
+    return home_dir()
 
 
 def benchmark_embeddings(texts: Any, models: Any = None, repeats: int = 3) -> pd.DataFrame:

@@ -95,6 +95,17 @@ def bare_home(tmp_path, monkeypatch) -> Path:
     return h
 
 
+@pytest.fixture(scope="session")
+def loopback():
+    """The loopback OpenAI-compatible server of the benches (bench/loopback.py), its own process:
+    embeddings a function of the text, ``/echo/`` answers from the prompt, ``/dNN/`` delays, a hit log."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from loopback import Loopback
+
+    with Loopback.start() as lb:
+        yield lb
+
+
 @pytest.fixture
 def server():
     """A scriptable loopback HTTP/1.1 server (tests/providers/fault_server.py), stopped after the test."""

@@ -33,11 +33,14 @@ class LedgerRow:
     status: str = "ok"
     items: int = 1  # texts in an embedding batch
     replayed: bool = False  # answered from a replay archive (core/replay/), not a provider
+    #: what the call was for: "call" (the user's), or the name given by ``Ledger.purpose``
+    #: around it ("judge": a benchmark's judge grading an answer)
+    purpose: str = "call"
 
 
 #: what ``Ledger.totals(by=...)`` groups by
 GROUPS: dict[str, list[str]] = {"provider": ["provider"], "model": ["provider", "model"], "kind": ["kind"],
-                                "preset": ["preset"]}
+                                "preset": ["preset"], "purpose": ["purpose"]}
 
 
 def cost_usd(prices: tuple[float, float], prompt_tokens: int | None, completion_tokens: int | None) -> float:
@@ -55,6 +58,7 @@ class Ledger:
         self._rows: list[LedgerRow] = []
         self._lock = threading.Lock()
         self._captures = threading.local()  # per thread: lists that also receive its rows
+        self._purposes = threading.local()  # per thread: the purpose its rows are marked with
 
     @contextlib.contextmanager
     def capture(self) -> Iterator[list[LedgerRow]]:
@@ -67,6 +71,18 @@ class Ledger:
             yield rows
         finally:
             stack.remove(rows)
+
+    @contextlib.contextmanager
+    def purpose(self, name: str) -> Iterator[None]:
+        """Mark the rows this thread logs inside the block with ``purpose=name`` (e.g. "judge"),
+        unless a row names its own. Per thread, so a benchmark's judge calls are told apart
+        from the calls it grades running at the same time on other threads; nests."""
+        stack = self._purposes.__dict__.setdefault("stack", [])
+        stack.append(str(name))
+        try:
+            yield
+        finally:
+            stack.pop()
 
     def add(self, rows: Iterable[LedgerRow]) -> None:
         """Append rows logged elsewhere (a worker's), as they were."""
@@ -84,6 +100,9 @@ class Ledger:
         from .errors import StreamInterrupted
 
         status = "ok" if error is None else "interrupted" if isinstance(error, StreamInterrupted) else "error"
+        marks = self._purposes.__dict__.get("stack")
+        if marks and "purpose" not in fields:
+            fields["purpose"] = marks[-1]
         if isinstance(error, BaseException):
             error = f"{type(error).__name__}: {error}"
         row = LedgerRow(time=time.time(), kind=kind, provider=target.provider, model=target.model,
@@ -111,7 +130,7 @@ class Ledger:
             return sum(r.cost_usd for r in self._rows if not math.isnan(r.cost_usd))
 
     def totals(self, by: str = "provider") -> pd.DataFrame:
-        """Totals per provider, (provider, model), kind or preset: calls, errors, interrupted
+        """Totals per provider, (provider, model), kind, preset or purpose: calls, errors, interrupted
         calls, cache hits, tokens, latency, cost (NaN stays NaN when no price is known)."""
         from .errors import ConfigError
 

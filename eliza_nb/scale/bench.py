@@ -17,16 +17,17 @@ from typing import Any
 from ..core.ledger import LedgerRow
 from ..core.runtime import Runtime
 from ..core.session import SessionState
-from ..core.tuning import empty_row, make_scorer, run_job
+from ..core.tuning import empty_row, run_job
+from ..core.tuning.checks import build_checker
 from .workers import WorkerSpec, attach, runtime_for
 
 
-def cluster_runner(client: Any, rt: Runtime) -> Callable[..., list[dict[str, Any]]]:
+def cluster_runner(client: Any, rt: Runtime) -> Callable[..., None]:
     """A ``runner`` for :func:`eliza_nb.core.tuning.benchmark` that runs the grid on ``client``."""
     spec = attach(client, rt)
 
-    def run(jobs: list[dict[str, Any]], scorer: Any, options: dict[str, Any], concurrency: int | None,
-            bar: Any) -> list[dict[str, Any]]:
+    def run(jobs: list[dict[str, Any]], scoring: dict[str, Any], options: dict[str, Any], concurrency: int | None,
+            on_row: Callable[[int, dict[str, Any]], bool]) -> None:
         from distributed import as_completed
 
         link = getattr(client, "dashboard_link", None)
@@ -34,41 +35,46 @@ def cluster_runner(client: Any, rt: Runtime) -> Callable[..., list[dict[str, Any
             # Where to watch the run is part of the answer, like the progress bar below it.
             print(f"Dask dashboard: {link}")  # noqa: T201
         state = rt.session.state
-        rows: list[dict[str, Any]] = [{} for _ in jobs]
         pending = iter(enumerate(jobs))
         index: dict[Any, int] = {}
+        go = True
 
         def submit() -> Any:
-            nxt = next(pending, None)
+            nxt = next(pending, None) if go else None
             if nxt is None:
                 return None
             i, job = nxt
-            fut = client.submit(grid_cell, spec, state, job, scorer, options, pure=False)
+            fut = client.submit(grid_cell, spec, state, job, scoring, options, pure=False)
             index[fut] = i
             return fut
 
         window = len(jobs) if concurrency is None else concurrency
         running = as_completed([f for f in (submit() for _ in range(window)) if f is not None])
         for fut in running:
-            i = index.pop(fut)
+            i = index.pop(fut, None)
+            if i is None:  # cancelled after a stop
+                continue
             try:
-                rows[i], ledger, pid = fut.result()
+                row, ledger, pid = fut.result()
                 if pid != os.getpid():  # %eliza usage and the spending cap see the workers' calls
                     rt.ledger.add(ledger)  # (a worker in this process logged them here already)
             except Exception as exc:  # the task itself failed (e.g. its workers kept dying)
-                rows[i] = empty_row(jobs[i], f"{type(exc).__name__}: {exc}")
+                row = empty_row(jobs[i], f"{type(exc).__name__}: {exc}")
             fut.release()
-            if bar is not None:
-                bar.update(1)
+            go = on_row(i, row) and go
+            if not go:  # a stop: what is queued is not run; what runs lands
+                for queued in list(index):
+                    queued.cancel()
+                    index.pop(queued)
+                continue
             nxt = submit()
             if nxt is not None:
                 running.add(nxt)
-        return rows
 
     return run
 
 
-def grid_cell(spec: WorkerSpec, state: SessionState, job: dict[str, Any], scorer: Any,
+def grid_cell(spec: WorkerSpec, state: SessionState, job: dict[str, Any], scoring: dict[str, Any],
               options: dict[str, Any]) -> tuple[dict[str, Any], list[LedgerRow], int]:
     """One grid cell on a worker, with the notebook's session choices (the task body):
     its row, the ledger rows its calls logged, and the worker's process id."""
@@ -77,5 +83,6 @@ def grid_cell(spec: WorkerSpec, state: SessionState, job: dict[str, Any], scorer
         rt.session.update(provider=state.provider, model_class=state.model_class, model=state.model,
                           preset=state.preset, **state.settings.as_dict(include_unset=True))
     with rt.ledger.capture() as ledger:
-        row = run_job(rt, job, make_scorer(scorer, rt), options)
+        check = build_checker(scoring["scorer"], rt, [job["case"]], judge=scoring.get("judge"))
+        row = run_job(rt, job, check, options)
     return row, ledger, os.getpid()

@@ -11,23 +11,11 @@ entries on the same server (e.g. ``/r6-2/`` for its own 6-per-2-s limit); import
 from __future__ import annotations
 
 import shutil
-import sys
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-
-from loopback import Loopback
 from scale_helpers import lb_entry
 
 N_WORKERS = 2
-
-
-@pytest.fixture(scope="session")
-def loopback():
-    with Loopback.start() as server:
-        yield server
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import math
 import pandas as pd
 import pytest
 
-from eliza_nb.core.tuning import COLUMNS, benchmark, benchmark_embeddings, make_scorer
 from eliza_nb.core.errors import ConfigError
+from eliza_nb.core.tuning import COLUMNS, benchmark, benchmark_embeddings, make_scorer
 
 CASES = [
     {"id": "fr", "input": "What is the capital of France?", "expected": "Paris"},
