@@ -86,6 +86,16 @@ def test_tuning(home):
     assert "truncated the prompt from" in budgets and "keep-recent" in budgets and "middle-out" in budgets
     assert "(refused)" in budgets and "truncation is off" in budgets
     assert "112" in budgets.split("head-tail")[0]  # keep-recent keeps the note the question is about
+    # the grid: 2 temperatures x 2 prompts x 6 cases x 2 repeats, costed first, summarised with intervals, compared
+    estimate = text_of(cell_with(nb, "dry_run=True"))
+    assert "llama_local" in estimate and " 48 " in estimate
+    grid = text_of(cell_with(nb, "runs = eliza_nb.benchmark("))
+    assert "48 rows, 4 configurations, saved as run " in grid and "score_lo" in grid and "temperature=1 · prompt=terse" in grid
+    verdict = text_of(cell_with(nb, "verdict = runs.compare("))
+    assert "95% interval" in verdict and "over 6 cases" in verdict
+    assert ("distinguishable" in verdict) or ("too few" in verdict)
+    assert "has the best mean score" in text_of(cell_with(nb, "print(runs.best())"))
+    assert "finished" in text_of(cell_with(nb, "eliza_nb.bench_runs()"))
 
 
 @pytest.mark.timeout(600)

@@ -75,8 +75,10 @@ def first_cell(extra: str = "") -> object:
 
 TUNING = [
     new_markdown_cell(
-        "# Tuning: presets, the parameter panel, temperature and context budgets\n\n" + SETUP_NOTE +
-        " Outputs are stable from run to run: temperature 0 or fixed seeds throughout."
+        "# Tuning: presets, the parameter panel, temperature, context budgets, and grids compared with confidence\n\n"
+        + SETUP_NOTE +
+        " Outputs are stable from run to run (temperature 0 or fixed seeds), except the grid's temperature-1 "
+        "cells at the end, whose repeats sample on purpose."
     ),
     first_cell('pd.set_option("display.max_colwidth", 120)'),
     new_markdown_cell(
@@ -141,6 +143,35 @@ TUNING = [
         '        rows.append({"truncation": strategy, "prompt_tokens": None, "answer": "(refused)", "note": str(exc)})\n'
         "budgets = pd.DataFrame(rows)\n"
         "budgets"),
+    new_markdown_cell(
+        "## Tuning with confidence: a grid, judged by checks, compared with intervals\n"
+        "Which temperature, which prompt? Two temperatures × two prompt variants × six questions × two repeats. "
+        "Each question carries its checks (here: the city is named, and the answer is short). First the cost, "
+        "before anything is sent: the local model is free, but the same call on a paid provider prices the grid "
+        "from the catalog."
+    ),
+    key('capitals = {"France": "Paris", "Japan": "Tokyo", "Italy": "Rome", "Egypt": "Cairo", "Spain": "Madrid",\n'
+        '            "Germany": "Berlin"}\n'
+        'cases = [{"id": c, "input": f"What is the capital of {c}?", "expected": city,\n'
+        '          "checks": [f"contains:{city}", {"regex": r"^\\W*\\w+(\\W+\\w+){0,5}\\W*$"}]}\n'
+        '         for c, city in capitals.items()]\n'
+        'prompts = {"plain": "{input}", "terse": "Reply with the city name only. {input}"}\n'
+        'grid = {"temperature": [0.0, 1.0]}\n'
+        'eliza_nb.benchmark(cases, grid=grid, prompts=prompts, repeats=2, max_tokens=12, dry_run=True)'),
+    key('runs = eliza_nb.benchmark(cases, grid=grid, prompts=prompts, repeats=2, max_tokens=12, progress=False)\n'
+        'print(f"{len(runs)} rows, {runs.config.nunique()} configurations, saved as run {runs.run_id}")\n'
+        'runs.summary()[["config", "runs", "mean_score", "score_lo", "score_hi", "pass_rate", "p50_latency_s", "note"]]'),
+    new_markdown_cell(
+        "The interval is a 95% bootstrap over cases × repeats. Is temperature 0 really better than 1 here? "
+        "`compare` pairs the two configurations on the same cases and says whether the difference is "
+        "distinguishable from zero; `best` picks a configuration with the intervals in mind."
+    ),
+    key('verdict = runs.compare({"temperature": 0.0, "prompt": "plain"}, {"temperature": 1.0, "prompt": "plain"})\n'
+        'print(verdict)'),
+    key("print(runs.best())"),
+    new_markdown_cell("Every run is kept in the home as JSON lines: list them, reopen one, compare runs from different days."),
+    key('eliza_nb.bench_runs().head(3)'),
+    key("eliza_nb.benchmark_view(runs)"),
     new_markdown_cell("Every call above is in the usage ledger, with its preset."),
     key('eliza_nb.usage()[["kind", "model", "preset", "prompt_tokens", "completion_tokens", "latency_s"]].tail(5)'),
 ]

@@ -29,8 +29,9 @@ def test_local_model_two_presets_three_cases_two_repeats(local_runtime):
     assert (df.cost_usd == 0).all() and not df.cache_hit.any()
     assert df[df.case_id == "fr"].score.mean() > 0, "the model knows Paris at a low temperature"
     s = df.summary()
-    assert list(s.columns) == ["model", "preset", "runs", "p50_latency_s", "p95_latency_s", "mean_ttft_s",
-                               "mean_queue_s", "tokens_per_s", "mean_score", "total_cost_usd", "error_rate"]
+    assert list(s.columns) == ["config", "model", "preset", "prompt", "runs", "mean_score", "score_lo", "score_hi",
+                               "pass_rate", "p50_latency_s", "p95_latency_s", "mean_ttft_s", "mean_queue_s",
+                               "tokens_per_s", "cost_per_case_usd", "total_cost_usd", "error_rate", "note"]
     assert len(s) == 2 and (s.runs == 6).all() and (s.error_rate == 0).all()
     assert (s.p50_latency_s <= s.p95_latency_s).all()
     svg = df.chart()._repr_svg_()
