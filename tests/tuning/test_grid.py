@@ -143,3 +143,28 @@ def test_a_judges_calls_are_costed_on_the_row_and_marked_in_the_ledger(lrt, loop
     assert row["judge_cost_usd"] == pytest.approx(judged[0].cost_usd) and row["judge_cost_usd"] > 0
     est = benchmark(lrt, cases, models=["lb:small"], judge="lb:medium", repeats=1, dry_run=True)
     assert list(est["purpose"]) == ["call", "judge"] and list(est["calls"]) == [1, 1]
+
+
+def test_an_interrupted_run_keeps_its_rows_and_resume_finishes_it(lrt, loopback):
+    cases = [{"id": str(i), "input": f"question {i}", "checks": [stop_at_the_fifth]} for i in range(8)]
+    calls.clear()
+    with pytest.raises(KeyboardInterrupt):
+        benchmark(lrt, cases, models=["lb:small"], repeats=1, concurrency=1, progress=False)
+    (saved,) = eliza_nb.core.tuning.runs.list_runs(lrt.home).itertuples()
+    assert saved.status == "interrupted" and saved.rows == 4  # the four finished before the stop button
+    loopback.reset()
+    finished = benchmark(lrt, cases, models=["lb:small"], repeats=1, concurrency=1, progress=False, resume=saved.run_id)
+    assert len(finished) == 8 and finished["passed"].all()
+    assert chat_hits(loopback) == 4  # only what was missing was sent again
+    assert eliza_nb.core.tuning.runs.list_runs(lrt.home).iloc[0]["status"] == "finished"
+
+
+calls: list[str] = []
+
+
+def stop_at_the_fifth(output: str, case: dict) -> bool:
+    """A check that plays the stop button once, on the fifth answer it sees."""
+    calls.append(output)
+    if len(calls) == 5:
+        raise KeyboardInterrupt
+    return True
