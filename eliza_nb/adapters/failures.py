@@ -89,7 +89,28 @@ def retry_after_of(response: httpx.Response, body: Any = None) -> float | None:
                 found = max(0.0, float(ms) / 1000)
             except ValueError:
                 found = None
+    if found is None:  # LiteLLM's proxy passes the upstream's wait under its own name
+        found = parse_retry_after(response.headers.get("llm_provider-retry-after"))
+    if found is None:  # OpenAI's window resets: the one whose budget is spent, else the later
+        resets = {kind: parse_duration(response.headers.get(f"x-ratelimit-reset-{kind}")) for kind in ("requests", "tokens")}
+        spent = [resets[k] for k in resets if response.headers.get(f"x-ratelimit-remaining-{k}", "").strip() == "0"]
+        known = [v for v in (spent or list(resets.values())) if v is not None]
+        found = max(known) if known else None
     return found
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+
+
+def parse_duration(value: str | None) -> float | None:
+    """Seconds from a Go-style duration as OpenAI sends it ("20ms", "1s", "6m0s", "1h2m3.5s");
+    None when absent or not one."""
+    text = (value or "").strip()
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return None
+    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    return sum(float(n) * scale[u] for n, u in parts)
 
 
 def provider_message(body: Any) -> tuple[str | None, str | None]:

@@ -81,6 +81,31 @@ def test_429_honours_retry_after_seconds(home, fault_server, fake_time):
     assert len(fault_server.requests_to(A)) == 2
 
 
+@pytest.mark.parametrize(("headers", "wait"), [
+    ({"retry-after-ms": "1500"}, 1.5),
+    ({"llm_provider-retry-after": "3"}, 3.0),  # LiteLLM's proxy, passing on the upstream's wait
+    ({"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1.5s",
+      "x-ratelimit-remaining-tokens": "900", "x-ratelimit-reset-tokens": "6m0s"}, 1.5),  # the spent budget's reset
+    ({"x-ratelimit-reset-requests": "20ms", "x-ratelimit-reset-tokens": "2s"}, 2.0),  # neither says: the later
+    ({"x-ratelimit-reset-requests": "soon"}, None),  # not a duration: the backoff decides
+])
+def test_429_reads_every_common_wait_hint(home, fault_server, fake_time, headers, wait):
+    fault_server.script(A, fs.json_reply({"error": {"message": "slow down"}}, 429, headers), fs.json_reply(ok_chat()))
+    r = make_rt(home, fault_server, fake_time).generate("hi", provider="fault")
+    assert r.text == "fine" and len(fake_time.sleeps) == 1
+    if wait is None:
+        assert 0.25 <= fake_time.sleeps[0] <= 0.5  # the first backoff step (0.5 s, half of it jittered)
+    else:
+        assert fake_time.sleeps == [wait]
+
+
+def test_go_durations_parse_as_openai_sends_them():
+    from eliza_nb.adapters.failures import parse_duration
+
+    assert parse_duration("20ms") == 0.02 and parse_duration("6m0s") == 360.0 and parse_duration("1h2m3.5s") == 3723.5
+    assert parse_duration("") is None and parse_duration("5 s") is None and parse_duration("1x") is None
+
+
 def test_429_honours_retry_after_http_date(home, fault_server, fake_time):
     when = email.utils.formatdate(time.time() + 4, usegmt=True)
     fault_server.script(A, fs.json_reply({"error": {"message": "slow down"}}, 429, {"Retry-After": when}),
