@@ -201,6 +201,14 @@ class TextJob(Job):
         if self.plan.strict and result.blocked and not result.text:
             # Nothing was shown (the text is empty), so the ladder may still fail over.
             raise ContentBlocked(result.block_note() or "the answer was blocked", provider=target.provider)
+        if not result.text.strip() and not result.blocked:
+            # No text, no refusal: a stream a gateway closed cleanly after its upstream failed, say.
+            # Never a silent success, never cached; with a chain (or strict) the next target answers.
+            said = result.finish_reason or "nothing"
+            if self.plan.strict or target != self.plan.targets[-1]:
+                raise BadResponseError(f"the answer was empty (finish reason: {said})", provider=target.provider)
+            result.finish_reason = "empty"
+            result.notes = [*result.notes, f"the answer was empty (the provider's finish reason: {said}); not cached"]
         return result
 
     def finish(self, rt: Runtime, target: Target, answer: Result, attempts: list[Attempt], notes: list[str]) -> Result:
@@ -212,7 +220,7 @@ class TextJob(Job):
         return hide_keys(rt, answer, every_secret=self.plan.cache)  # a key a server echoed: masked, never cached
 
     def store(self, rt: Runtime, target: Target, answer: Result) -> None:
-        if self.plan.cache:
+        if self.plan.cache and answer.finish_reason != "empty":
             assert self.request is not None
             store_generation(rt.cache, self.request, answer)
 

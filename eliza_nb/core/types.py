@@ -343,6 +343,9 @@ class Result:
         shown = self.block_note()  # a block or a refusal is its own badge, never only a hover note
         if shown:
             parts.append((shown, "bad" if self.blocked else "warn"))
+        elif self.finish_reason == "empty":
+            shown = next((n for n in self.notes if n.startswith("the answer was empty")), "the answer was empty")
+            parts.append((shown, "bad"))
         if self.selection:
             parts.append((f"auto → {self.selection}", ""))
         parts += _tried(self.attempts)

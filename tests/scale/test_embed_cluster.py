@@ -454,4 +454,7 @@ def test_add_many_first_writer_wins_across_processes(tmp_path) -> None:
         assert key not in lost[winner]  # its own value went in
         assert lost[loser].get(key) == value  # the other got the stored value back, not its own
     won = {me: n - len(lost[me]) for me in procs}
-    assert won["A"] > 0 and won["B"] > 0 and won["A"] + won["B"] == n  # they did race
+    # Every key has exactly one winner. Both usually win some (they start together from opposite
+    # ends), but on a loaded machine one process can finish before the other's first write: the
+    # checks above hold either way, so how the keys split is not asserted.
+    assert won["A"] + won["B"] == n
