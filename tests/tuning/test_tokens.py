@@ -119,3 +119,11 @@ def test_shrink_from_provider_messages():
     assert shrink_from_error(openai) == pytest.approx(8192 / 10240 * 0.95)
     assert shrink_from_error("prompt is too long: 210,000 tokens > 200,000 maximum") == pytest.approx(200000 / 210000 * 0.95)
     assert shrink_from_error("input too long") == 0.75
+    # LiteLLM in front of a llama.cpp server (issue 19): the completion's share comes off the room first
+    litellm = ("litellm.ContextWindowExceededError: maximum context length is 2048 tokens. However, you requested 3690 "
+               "tokens (3680 in the messages, 10 in the completion). Please reduce the length of the messages.")
+    assert shrink_from_error(litellm) == pytest.approx((2048 - 10) / 3680 * 0.95)
+    vllm = "This model's maximum context length is 4096 tokens. However, you requested 5000 tokens in the messages."
+    assert shrink_from_error(vllm) == pytest.approx(4096 / 5000 * 0.95)
+    gemini = "The input token count (1048580) exceeds the maximum number of tokens allowed (1048576)."
+    assert shrink_from_error(gemini) == pytest.approx(1048576 / 1048580 * 0.95)
