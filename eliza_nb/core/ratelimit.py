@@ -187,11 +187,17 @@ class RateLimiter:
 
 class ConcurrencyCaps:
     """At most ``max_concurrency`` calls in flight per provider (a stream holds its slot to
-    the end). A slot that does not free up within the call's time left fails the call over."""
+    the end). A slot that does not free up within the call's time left fails the call over.
 
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
-        self._slots: dict[tuple[str, int], threading.BoundedSemaphore] = {}
+    ``semaphore(provider, cap)`` makes a provider's slots (anything with ``acquire(timeout=)``
+    and ``release()``): a thread semaphore here, a ``distributed.Semaphore`` shared by a
+    Dask cluster's workers (eliza_nb/scale), where ``scope`` names it in the message."""
+
+    def __init__(self, clock: Callable[[], float], semaphore: Callable[[str, int], Any] | None = None,
+                 scope: str = "") -> None:
+        self._clock, self._scope = clock, scope
+        self._make = semaphore or (lambda _provider, cap: threading.BoundedSemaphore(cap))
+        self._slots: dict[tuple[str, int], Any] = {}
         self._lock = threading.Lock()
 
     @contextlib.contextmanager
@@ -201,10 +207,12 @@ class ConcurrencyCaps:
             yield 0.0
             return
         with self._lock:
-            slots = self._slots.setdefault((provider, cap), threading.BoundedSemaphore(cap))
+            slots = self._slots.get((provider, cap))
+            if slots is None:
+                slots = self._slots[(provider, cap)] = self._make(provider, cap)
         t0 = self._clock()
         if not slots.acquire(timeout=None if math.isinf(max_wait) else max(0.0, max_wait)):
-            raise RateLimitWaitError(f"max_concurrency {cap}: no call slot freed up within the "
+            raise RateLimitWaitError(f"max_concurrency {cap}{self._scope}: no call slot freed up within the "
                                      f"{max(0.0, max_wait):.0f} s this call has left", provider=provider)
         try:
             yield self._clock() - t0

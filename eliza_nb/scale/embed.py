@@ -36,14 +36,6 @@ TEXT_ERRORS = (InvalidRequestError, ContextTooLongError, InvalidEmbeddingError, 
 SHOWN_CHARS = 80
 
 
-def is_dask_collection(obj: Any) -> bool:
-    """True for a dask Series/DataFrame/Array/Bag (only possible once dask is imported)."""
-    import sys
-
-    dask = sys.modules.get("dask")
-    return dask is not None and bool(dask.is_dask_collection(obj))
-
-
 def embed_collection(rt: Runtime, texts: Any, provider: str | None = None, model: str | None = None, *,
                      as_array: bool | None = None, normalize: bool = True, regenerate: bool = False,
                      client: Any = None) -> Any:

@@ -13,17 +13,16 @@ expire when the worker holding them dies.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 from ..core.errors import RateLimitWaitError
-from ..core.ratelimit import Cooldowns, RateLimiter, Reservation, parse_limits
+from ..core.ratelimit import ConcurrencyCaps, Cooldowns, RateLimiter, Reservation, parse_limits
 
 PLUGIN_NAME = "eliza_nb-limits"
 #: an RPC to the scheduler that takes longer than this is an error, not a hang
@@ -136,32 +135,11 @@ class ClusterCooldowns:
         return seconds
 
 
-class ClusterConcurrency:
+def cluster_semaphore(provider: str, cap: int) -> Any:
     """``max_concurrency`` across the cluster: one :class:`distributed.Semaphore` per provider."""
+    from distributed import Semaphore
 
-    def __init__(self) -> None:
-        self._semaphores: dict[tuple[str, int], Any] = {}
-        self._lock = threading.Lock()
-
-    @contextlib.contextmanager
-    def hold(self, provider: str, cap: int | None, max_wait: float = math.inf) -> Iterator[float]:
-        if cap is None:
-            yield 0.0
-            return
-        from distributed import Semaphore
-
-        with self._lock:
-            sem = self._semaphores.get((provider, cap))
-            if sem is None:
-                sem = self._semaphores[(provider, cap)] = Semaphore(max_leases=cap, name=f"eliza_nb:{provider}:{cap}")
-        t0 = time.monotonic()
-        if not sem.acquire(timeout=None if math.isinf(max_wait) else max(0.0, max_wait)):
-            raise RateLimitWaitError(f"max_concurrency {cap} across the cluster: no call slot freed up within the "
-                                     f"{max(0.0, max_wait):.0f} s this call has left", provider=provider)
-        try:
-            yield time.monotonic() - t0
-        finally:
-            sem.release()
+    return Semaphore(max_leases=cap, name=f"eliza_nb:{provider}:{cap}")
 
 
 def cluster_limits(rt: Any, worker: Any) -> None:
@@ -169,4 +147,4 @@ def cluster_limits(rt: Any, worker: Any) -> None:
     call = SchedulerCalls(worker)
     rt.ratelimits = ClusterRateLimiter(call, rt.sleep)
     rt.cooldowns = ClusterCooldowns(call, str(worker.address))
-    rt.concurrency = ClusterConcurrency()
+    rt.concurrency = ConcurrencyCaps(time.monotonic, cluster_semaphore, scope=" across the cluster")

@@ -52,3 +52,29 @@ def scale_rt(tmp_path, monkeypatch, models_home, lb, cluster):
     detach(cluster)
     eliza_nb.set_runtime(old)
     rt.close()
+
+
+@pytest.fixture
+def make_rt(scale_rt):
+    """``make_rt(providers, retry=None)``: a runtime on scale_rt's home with more provider
+    entries (and [retry] changes), installed as eliza_nb's shared runtime. scale_rt's
+    teardown detaches its worker runtimes and restores the shared runtime."""
+    import copy
+
+    import eliza_nb
+    from eliza_nb.core.runtime import Runtime
+
+    made: list[Runtime] = []
+
+    def make(providers: dict, retry: dict | None = None) -> Runtime:
+        config = copy.deepcopy(scale_rt.config)
+        config["providers"].update(providers)
+        config["retry"].update(retry or {})
+        rt = Runtime(scale_rt.home, config=config)
+        eliza_nb.set_runtime(rt)
+        made.append(rt)
+        return rt
+
+    yield make
+    for rt in made:
+        rt.close()

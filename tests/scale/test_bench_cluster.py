@@ -9,18 +9,15 @@ rows, shows up in the comparison. The cache is off in a benchmark, so every cell
 
 from __future__ import annotations
 
-import copy
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import cloudpickle
 import pandas as pd
-import pytest
 from scale_helpers import lb_entry
 
 import eliza_nb
@@ -36,26 +33,6 @@ SAME = ["model", "preset", "case_id", "repeat", "input", "expected", "output", "
         "score", "error"]
 CASES = [{"id": f"c{i}", "input": f"case {i}: what is {i} plus {i}?",
           "expected": f"case {i}" if i % 2 == 0 else "not in the echo"} for i in range(12)]
-
-
-@pytest.fixture
-def make_rt(scale_rt) -> Iterator[Callable[..., Runtime]]:
-    """``make_rt(providers)``: a runtime on scale_rt's home with more provider entries,
-    installed as eliza_nb's shared runtime (scale_rt's teardown detaches the workers' runtimes
-    and restores the shared one)."""
-    made: list[Runtime] = []
-
-    def make(providers: dict[str, Any]) -> Runtime:
-        config = copy.deepcopy(scale_rt.config)
-        config["providers"].update(providers)
-        rt = Runtime(scale_rt.home, config=config)
-        eliza_nb.set_runtime(rt)
-        made.append(rt)
-        return rt
-
-    yield make
-    for rt in made:
-        rt.close()
 
 
 def same_part(frame: pd.DataFrame) -> pd.DataFrame:

@@ -10,20 +10,17 @@ also runs a control in which the workers' runtimes get per-process books
 
 from __future__ import annotations
 
-import copy
 import os
 import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import cloudpickle
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
-import pytest
 from scale_helpers import lb_entry
 
 import eliza_nb
@@ -43,27 +40,6 @@ RPM, WINDOW_S = 6, 2.0
 #: 2 - 0.25 s allows that lag up to 0.25 s, and still catches a limiter kept per worker:
 #: 2 workers x 6 = 12 requests in the first moments (the control below shows it).
 LAG_S = 0.25
-
-
-@pytest.fixture
-def make_rt(scale_rt) -> Iterator[Callable[..., Runtime]]:
-    """``make_rt(providers, retry=None)``: a runtime on scale_rt's home with more provider
-    entries (and [retry] changes), installed as eliza_nb's shared runtime. scale_rt's
-    teardown detaches its worker runtimes and restores the shared runtime."""
-    made: list[Runtime] = []
-
-    def make(providers: dict[str, Any], retry: dict[str, Any] | None = None) -> Runtime:
-        config = copy.deepcopy(scale_rt.config)
-        config["providers"].update(providers)
-        config["retry"].update(retry or {})
-        rt = Runtime(scale_rt.home, config=config)
-        eliza_nb.set_runtime(rt)
-        made.append(rt)
-        return rt
-
-    yield make
-    for rt in made:
-        rt.close()
 
 
 def _use_process_books(fingerprint: str) -> None:

@@ -141,10 +141,10 @@ def benchmark(runtime: Any, cases: Any, models: Sequence[str] | None = None, pre
         runtime.presets.get(p)
     plan = expand(case_list, model_list, preset_list, axes, parse_prompts(prompts), repeats, confirm=confirm or dry_run)
     check = build_checker(scorer, runtime, case_list, judge=judge)
-    cost = estimate(runtime, plan, options, check)
     if dry_run:
-        return cost
-    if max_cost_usd is not None:
+        return estimate(runtime, plan, options, check)
+    if max_cost_usd is not None:  # counted only when asked for: it tokenizes every cell's prompt
+        cost = estimate(runtime, plan, options, check)
         expected = float(cost["est_cost_usd"].sum(min_count=1)) if len(cost) else 0.0
         if expected == expected and expected > max_cost_usd:
             raise ConfigError(f"this grid is estimated at ${expected:.4f}, over max_cost_usd ${max_cost_usd:g}; "
