@@ -31,7 +31,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from ..core.errors import ConfigError, InvalidRequestError, MissingKeyError, TransientError
-from ..core.types import REFUSAL_NOTE, Completion, Request, Usage
+from ..core.settings import ModelSettings
+from ..core.types import REFUSAL_NOTE, Completion, Message, ModelClass, Request, Target, Usage
 from . import failures, http
 from .base import StreamChunk
 from .mapping import configured_drops, drop, family_settings, user_first, wire_settings
@@ -126,6 +127,18 @@ class AnthropicProvider:
             body.pop("model")  # Vertex names the model in the URL
             body["anthropic_version"] = VERTEX_VERSION
         return url, headers, key, body, notes
+
+    def count_prompt(self, messages: Sequence[Message], model: str, timeout_s: float) -> int | None:
+        """Anthropic's own count of a prompt (``/v1/messages/count_tokens``, free); None on Vertex."""
+        if self.vertex:
+            return None
+        body, _ = self._body(Request(Target(self.id, ModelClass.LARGE, model), tuple(messages), ModelSettings()), stream=False)
+        body.pop("max_tokens", None)
+        url, headers, key = self._endpoint(model, stream=False)
+        what = f"count tokens with {model}"
+        data = http.post_json(self._ctx.http_client(), url + "/count_tokens", body, headers=headers, timeout_s=timeout_s,
+                              provider=self.id, key=key, what=what, max_body=self._max_body)
+        return Shape(self.id, what).get(data, "input_tokens", int)
 
     # -- calls -----------------------------------------------------------------------------
     def generate(self, request: Request) -> Completion:

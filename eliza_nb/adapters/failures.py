@@ -25,14 +25,15 @@ from ..core.errors import (
     RateLimitedError,
     TransientError,
 )
+from ..core.windows import limits_from_message
 
-MAX_MESSAGE = 300  # characters of a provider's error message we keep
+MAX_MESSAGE = 500  # characters of a provider's error message we keep
 CONNECT_TIMEOUT_S = 10.0  # a host that does not accept within this is down, whatever the read timeout
 
 _CONTEXT_RE = re.compile(
     r"context[ _-]?length|context[ _-]window|maximum context|too many tokens|prompt is too long|"
     r"input is too long|reduce the length|exceeds? the (?:model'?s? )?(?:maximum|limit|context)|"
-    r"token limit|input length|tokens? exceed",
+    r"token limit|input length|tokens? exceed|available context size|exceed_context_size",
     re.I,
 )
 _NOT_FOUND_RE = re.compile(
@@ -45,6 +46,10 @@ _RETIRED_RE = re.compile(
 _BAD_KEY_RE = re.compile(
     r"api key not valid|invalid (?:x-)?api[ _-]?key|incorrect api key|api_key_invalid|invalid authentication", re.I
 )
+#: LiteLLM wraps an upstream's message in its exception chain ("litellm.ContextWindowExceededError:
+#: litellm.BadRequestError: ContextWindowExceededError: OpenAIException - This model's ..."): the
+#: chain says nothing the typed error does not, and it would take the room of the message
+_LITELLM_CHAIN = re.compile(r"^litellm\.\w+:\s*(?:(?:litellm\.)?\w+(?:Error|Exception)\s*(?::|-)\s*)*")
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]+")
 
 
@@ -132,6 +137,9 @@ def provider_message(body: Any) -> tuple[str | None, str | None]:
         code = err.get("code") or err.get("type") or err.get("status")
         if isinstance(msg, (dict, list)):
             msg = json.dumps(msg)  # cut by scrub, after masking
+        sizes = [err.get(k) for k in ("n_prompt_tokens", "n_ctx")]  # llama.cpp's server: the numbers are fields
+        if msg and all(isinstance(v, int) and not isinstance(v, bool) for v in sizes):
+            msg = f"{msg} (n_prompt_tokens {sizes[0]}, n_ctx {sizes[1]})"
         return (str(msg) if msg else None), (str(code) if code else None)
     detail = body.get("detail")
     if detail:
@@ -151,9 +159,9 @@ def error_for_status(
 ) -> ElizaError:
     """The typed error for an HTTP status and the provider's own message (also used for
     errors a provider reports inside a 200 answer or an event stream)."""
-    said = scrub(message or "", key)
+    said = scrub(_LITELLM_CHAIN.sub("", message or ""), key)
     tail = f": {said}" if said else ""
-    text = f"{said} {code or ''}"
+    text = f"{message or ''} {code or ''}"  # classified on the whole message: the cut may hide its words
     if status in (401, 403) or (status == 400 and _BAD_KEY_RE.search(text)):
         return AuthError(f"{what} refused the credentials (HTTP {status}){tail}", provider=provider)
     if status == 429:
@@ -162,7 +170,10 @@ def error_for_status(
             limited.retryable = False
         return limited
     if status == 413 or (status in (400, 422) and _CONTEXT_RE.search(text)):
-        return ContextTooLongError(f"{what}: the prompt is too long for the model (HTTP {status}){tail}", provider=provider)
+        too_long = ContextTooLongError(f"{what}: the prompt is too long for the model (HTTP {status}){tail}",
+                                       provider=provider)
+        too_long.stated = limits_from_message(message or "")  # read before the cut: numbers sit at the end
+        return too_long
     retired = _RETIRED_RE.search(text)  # xAI answers a retired model with a 500 that says so
     if status in (404, 410) or (status in (400, 422) and _NOT_FOUND_RE.search(text)) or (status in (400, 500) and retired):
         listing = f"; see %eliza models -p {provider}"  # what the provider serves today

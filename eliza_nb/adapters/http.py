@@ -52,6 +52,12 @@ def bearer(key: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"} if key else {}
 
 
+def origin(url: str) -> str:
+    """scheme://host[:port] of a URL."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def is_local_host(url: str) -> bool:
     """True for loopback / private addresses and ``localhost`` (plain http is fine there)."""
     host = urlsplit(url).hostname or ""

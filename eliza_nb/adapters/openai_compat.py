@@ -10,7 +10,11 @@ user-defined catalog entry with ``protocol = "openai"`` — those differ only in
 - ``drop_settings``: settings this endpoint rejects (dropped with a note).
 - ``max_stop``: how many stop sequences the endpoint takes (OpenAI: 4).
 - ``stream_usage``: false for servers that reject ``stream_options``.
-- ``embed_batch``: texts per embeddings request (default 128).
+- ``embedding_batch_size``: texts per embeddings request (default 256; the embedding service
+  batches by the same key, so a call's batch is one request).
+- ``tokenize_endpoint``: where the server counts tokens, a path on the endpoint's host or a
+  URL: llama.cpp's server ``/tokenize``, llama-cpp-python's ``/extras/tokenize/count``, a
+  LiteLLM proxy's ``/utils/token_counter``. Used for budgets when our count is an estimate.
 - ``image_endpoint`` / ``image_settings``: Heurist's own image job API.
 """
 
@@ -24,8 +28,10 @@ from typing import Any
 
 import numpy as np
 
+from ..core.embeddings.service import DEFAULT_BATCH
 from ..core.errors import BadResponseError, ConfigError, TransientError
-from ..core.types import REFUSAL_NOTE, Completion, ImageResult, Request, Usage, sniff_image_mime
+from ..core.tokens import PER_MESSAGE_OVERHEAD
+from ..core.types import REFUSAL_NOTE, Completion, ImageResult, Message, Request, Usage, sniff_image_mime
 from . import failures, http
 from .base import StreamChunk
 from .mapping import cap_list, configured_drops, drop, family_settings, image_size, wire_settings
@@ -48,7 +54,7 @@ class OpenAICompatProvider:
         self._rep_param = extra.get("repetition_penalty_param")
         self._max_stop = extra.get("max_stop")
         self._stream_usage = bool(extra.get("stream_usage", True))
-        self._embed_batch = max(1, int(extra.get("embed_batch", 128)))
+        self._embed_batch = max(1, int(extra.get("embedding_batch_size") or DEFAULT_BATCH["openai"]))
         self._max_body = http.body_limit(context.options)
         # Whether the endpoint is plain http to a host that is not local: a fact of the
         # configuration, so it is found once (the Heurist image URL is checked where it is used).
@@ -175,6 +181,29 @@ class OpenAICompatProvider:
             text=text, usage=usage or Usage(),
             finish_reason=answer_shape(text, refused, finish, notes), model=model or request.target.model, notes=notes,
         ))
+
+    # -- token counts ----------------------------------------------------------------------
+    def count_prompt(self, messages: Sequence[Message], model: str, timeout_s: float) -> int | None:
+        """The server's count of a prompt, where the catalog names its ``tokenize_endpoint``:
+        the messages' text counted by the server, plus our per-message allowance for the template."""
+        where = self.entry.extra.get("tokenize_endpoint")
+        if not where:
+            return None
+        url = str(where) if "://" in str(where) else http.origin(self._base) + "/" + str(where).lstrip("/")
+        text = "\n".join(m.content for m in messages)
+        if url.rstrip("/").endswith("token_counter"):  # LiteLLM proxy
+            body: dict[str, Any] = {"model": model, "prompt": text}
+        else:  # llama.cpp's server reads "content", llama-cpp-python's "input"
+            body = {"content": text, "input": text, "model": model}
+        headers, key = self._auth(url)
+        what = f"count tokens with {model}"
+        data = http.post_json(self._ctx.http_client(), url, body, **self._call(key, what, timeout_s, headers))
+        shape = Shape(self.id, what)
+        if isinstance(data, dict) and isinstance(data.get("tokens"), list):
+            told = len(data["tokens"])
+        else:
+            told = shape.get(data, "count", int) or shape.get(data, "total_tokens", int) or 0
+        return told + PER_MESSAGE_OVERHEAD * len(messages) if told else None
 
     # -- embeddings ------------------------------------------------------------------------
     def embed(self, texts: Sequence[str], model: str, timeout_s: float = 120.0) -> np.ndarray:

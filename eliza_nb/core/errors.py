@@ -83,6 +83,7 @@ class ContextTooLongError(ElizaError):
     """The prompt does not fit the model's window: truncate once and retry."""
 
     from_budget = False  # True when our own budget check refused it (truncating again cannot help)
+    stated: Any = None  # core.windows.StatedLimits: the window and real size the provider's message states
 
 
 class TransientError(ElizaError):

@@ -114,8 +114,6 @@ def planned_request(rt: Runtime, plan: Plan) -> Request:
 class TextJob(Job):
     """The text-specific steps of the ladder, for ``generate`` (``streaming=False``) and ``stream``."""
 
-    can_shrink = True
-
     def __init__(self, rt: Runtime, plan: Plan, streaming: bool) -> None:
         self.plan = plan
         self.streaming = streaming
@@ -133,6 +131,10 @@ class TextJob(Job):
 
     def begin(self, rt: Runtime, target: Target) -> None:
         self.request = request_for(rt, self.plan, target)
+        self.refits = 0  # smaller tries after this target's "too long"
+        self.mode = "normal"  # how the next try counts (core/windows.counting)
+        self.sent: tuple[Message, ...] = ()  # the messages of the last try, and how they were counted
+        self.sent_count: Any = None
 
     def lookup(self, rt: Runtime, target: Target) -> Result | None:
         if not self.plan.cache:
@@ -141,22 +143,38 @@ class TextJob(Job):
         hit: Result | None = cached_generation(rt.cache, self.request, rt.clock)
         return hit
 
-    def fit(self, rt: Runtime, adapter: Any, target: Target, shrink: float, timeout_s: float) -> tuple[Request, list[str], int]:
-        """Fit the prompt to the model's budget, counting exactly where the adapter can."""
-        from .tokens import counter_for, fit_request
+    def fit(self, rt: Runtime, adapter: Any, target: Target, timeout_s: float) -> tuple[Request, list[str], int]:
+        """Fit the prompt to the model's budget (core/windows.py says how it is counted)."""
+        from .tokens import fit_request
+        from .windows import counting
 
         request = self.request
         assert request is not None
-        exact = getattr(adapter, "count_tokens", None)
-        count, _ = counter_for(target.provider, target.model, (lambda text: exact(text, target.model)) if exact else None)
-        window_of = getattr(adapter, "context_window", None)
+        how = counting(rt, adapter, target, request, self.mode, self.refits, timeout_s)
+        self.sent_count = how.base
         try:
-            fitted, notes = fit_request(request, count, window_of(target.model) if window_of else None,
-                                        self.plan.truncation, shrink)
+            fitted, notes = fit_request(request, how.count, how.window, self.plan.truncation, how.shrink)
         except ContextTooLongError as exc:
             exc.provider, exc.from_budget = target.provider, True  # our own check: truncating again cannot help
             raise
-        return replace(fitted, timeout_s=timeout_s), notes, estimate_request_tokens(fitted.messages)
+        self.sent = fitted.messages
+        return replace(fitted, timeout_s=timeout_s), [*how.notes, *notes], estimate_request_tokens(fitted.messages)
+
+    def refit(self, rt: Runtime, target: Target, exc: ContextTooLongError) -> bool:
+        """Learn the window and how far our count fell short; two smaller tries at most (the
+        second fitted to a bound that cannot be low)."""
+        from .tokens import count_messages
+        from .windows import limits_from_message
+
+        if self.refits >= 2 or not self.sent:
+            return False
+        self.refits += 1
+        stated = exc.stated or limits_from_message(str(exc))
+        self.mode = "calibrated" if stated is not None and self.refits == 1 else "bound"
+        if stated is not None:
+            counted = count_messages(self.sent, self.sent_count) if self.sent_count else None
+            rt.windows.learn(target.provider, target.model, window=stated.limit, actual=stated.actual, counted=counted)
+        return True
 
     def call(self, rt: Runtime, adapter: Any, target: Target, payload: Request, t0: float) -> Climb:
         ttft = None

@@ -46,7 +46,7 @@ class ImageJob(Job):
     def run(self, rt: Runtime) -> Climb:
         return climb(rt, self, self.targets)
 
-    def fit(self, rt: Runtime, adapter: Any, target: Target, shrink: float, timeout_s: float) -> tuple[float, list[str], int]:
+    def fit(self, rt: Runtime, adapter: Any, target: Target, timeout_s: float) -> tuple[float, list[str], int]:
         if getattr(adapter, "image", None) is None:
             entry = rt.catalog.get(target.provider)
             raise ConfigError(f"the {entry.protocol} adapter cannot make images", provider=entry.id)

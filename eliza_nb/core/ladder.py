@@ -15,7 +15,7 @@
             ok               -> settle the rate limit, finish, store, one ledger row: done
             retryable        -> one ledger row, cool the target down for other calls,
                                 back off (Retry-After or jitter) if that fits the time left, try again
-            too long         -> one ledger row, shrink once, try again
+            too long         -> one ledger row, job.refit learns the window, at most two smaller tries
             fails over       -> one ledger row, next target
             anything else    -> one ledger row, raise with every attempt listed
 
@@ -49,7 +49,6 @@ class Job:
     kind = "generate"  # the ledger's kind
     preset: str | None = None
     timeout_s: float | None = None  # per attempt; None: the [retry] table's
-    can_shrink = False  # whether a provider's "too long" may be answered by truncating once
 
     def run(self, rt: Runtime) -> Climb:
         """The whole call (usually :func:`climb` over the job's targets)."""
@@ -62,10 +61,14 @@ class Job:
         """A stored answer for this target, or None (only the generation cache has one)."""
         return None
 
-    def fit(self, rt: Runtime, adapter: Any, target: Target, shrink: float, timeout_s: float) -> tuple[Any, list[str], int]:
+    def fit(self, rt: Runtime, adapter: Any, target: Target, timeout_s: float) -> tuple[Any, list[str], int]:
         """(payload for ``call``, notes, tokens to reserve with the rate limiter). ``timeout_s``
         bounds the whole attempt: the payload carries it to the adapter."""
         raise NotImplementedError
+
+    def refit(self, rt: Runtime, target: Target, exc: ContextTooLongError) -> bool:
+        """After a provider's "too long": learn from it and say whether a smaller try is worth making."""
+        return False
 
     def call(self, rt: Runtime, adapter: Any, target: Target, payload: Any, t0: float) -> Climb:
         """One provider call: yields text when streaming, returns the answer."""
@@ -107,7 +110,7 @@ def climb(rt: Runtime, job: Job, targets: Sequence[Target]) -> Climb:
             if job.kind == "stream" and stored.text:
                 yield stored.text
             return stored
-        shrink, tries, one_try = 1.0, 0, False
+        tries, one_try = 0, False
         while True:
             tries += 1
             left = deadline - rt.clock()
@@ -130,7 +133,7 @@ def climb(rt: Runtime, job: Job, targets: Sequence[Target]) -> Climb:
                 rt.spending.check(entry, target.model, rt.ledger)
                 adapter = rt.adapter(target.provider)
                 attempt_s = min(job.timeout_s or rt.retry.timeout_s, left)
-                payload, notes, reserve = job.fit(rt, adapter, target, shrink, attempt_s)
+                payload, notes, reserve = job.fit(rt, adapter, target, attempt_s)
                 with rt.concurrency.hold(entry.id, entry.max_concurrency, max_wait=deadline - rt.clock()) as queued:
                     if queued >= 0.05:
                         notes = [*notes, f"waited {queued:.1f} s for a free call slot (max_concurrency {entry.max_concurrency})"]
@@ -158,12 +161,8 @@ def climb(rt: Runtime, job: Job, targets: Sequence[Target]) -> Climb:
                 if wait is not None:
                     rt.sleep(wait)
                     continue
-                if (isinstance(exc, ContextTooLongError) and job.can_shrink and shrink == 1.0
-                        and not exc.from_budget):
-                    from .tokens import shrink_from_error
-
-                    shrink = shrink_from_error(str(exc))  # the provider counted more than we did
-                    continue
+                if isinstance(exc, ContextTooLongError) and not exc.from_budget and job.refit(rt, target, exc):
+                    continue  # the provider counted more than we did: a smaller try
                 if isinstance(exc, ContextTooLongError) or not exc.failover:
                     raise with_attempts(exc, attempts) from None
                 break  # next target

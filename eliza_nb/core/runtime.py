@@ -28,6 +28,7 @@ from .retry import RetryPolicy
 from .session import Session, SessionState
 from .settings import ModelSettings, Presets, check_defaults, merge_settings, with_output_default
 from .types import ImageResult, Message, ModelClass, Result, Target
+from .windows import LearnedWindows
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -70,6 +71,7 @@ class Runtime:
         self.ratelimits: Any = RateLimiter(clock, sleep)
         self.cooldowns: Any = Cooldowns(clock)
         self.concurrency: Any = ConcurrencyCaps(clock)
+        self.windows = LearnedWindows()  # context windows and count factors providers stated this session
         self._adapters: dict[str, Any] = {}
         self._http: Any = None
         self._lock = threading.Lock()

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import re
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -254,36 +253,6 @@ def _head_tail(turns: list[Message], room: int, count: Counter) -> list[Message]
         return _keep_recent(turns, room, count)
     tail = _keep_recent(turns[1:], room - first_cost, count)
     return [first, *tail]
-
-
-_NUM = r"\d[\d,]*"  # a token count as providers print it (1048576 or 1,048,576)
-_LIMIT_PATTERNS = (
-    # vLLM / LiteLLM: "maximum context length is 2048 tokens. However, you requested 3690 tokens (3680 in the
-    # messages, 10 in the completion)": the messages must fit in what the completion leaves
-    re.compile(rf"maximum context length is (?P<limit>{_NUM}) tokens.*?requested \d[\d,]* tokens \("
-               rf"(?P<actual>{_NUM}) in the messages, (?P<completion>{_NUM}) in the completion\)", re.S | re.I),
-    # OpenAI: "... resulted in 9000 tokens"; vLLM without the split: "... you requested 5000 tokens"
-    re.compile(rf"maximum context length is (?P<limit>{_NUM}) tokens.*?(?:resulted in|requested) (?P<actual>{_NUM}) tokens",
-               re.S | re.I),
-    # Anthropic: "prompt is too long: 210000 tokens > 200000 maximum"
-    re.compile(rf"(?P<actual>{_NUM}) tokens > (?P<limit>{_NUM}) maximum", re.I),
-    # Gemini: "The input token count (1048580) exceeds the maximum number of tokens allowed (1048576)"
-    re.compile(rf"input token count \((?P<actual>{_NUM})\) exceeds the maximum number of tokens allowed "
-               rf"\((?P<limit>{_NUM})\)", re.I),
-)
-
-
-def shrink_from_error(message: str, default: float = 0.75) -> float:
-    """How much to shrink after a provider's "too long": from the numbers it states when it
-    states them (the room the prompt has / what it was, with 5% slack), else ``default``."""
-    for pattern in _LIMIT_PATTERNS:
-        m = pattern.search(message)
-        if m:
-            found = {k: int(v.replace(",", "")) for k, v in m.groupdict().items() if v is not None}
-            room = found["limit"] - found.get("completion", 0)
-            if found["actual"] > 0 and 0 < room < found["actual"]:
-                return max(0.05, room / found["actual"] * 0.95)
-    return default
 
 
 def _no_room(max_input_tokens: int | None, window: int | None, budget: Budget, system_tokens: int) -> str:

@@ -129,7 +129,8 @@ CASES = [
          "fail over at once, no retry", E.NotFoundError, 1, [], True, "not found (HTTP 404)"),
     Case("400 context too long", lambda: err(400, "This model's maximum context length is 1000 tokens. However, your "
                                                   "messages resulted in 3100 tokens.", code="context_length_exceeded"),
-         "truncate to the budget once and retry; no failover", E.ContextTooLongError, 2, [], False,
+         "learn the window, retry fitted to it, then to a bound that cannot be low; no failover",
+         E.ContextTooLongError, 3, [], False,
          "the prompt is too long for the model (HTTP 400)", prompt=LONG_PROMPT),
     Case("400 context too long, fits once truncated",
          lambda: [err(400, "This model's maximum context length is 1000 tokens. However, your messages resulted in "

@@ -193,7 +193,7 @@ def test_embedding_batches_share_one_deadline(fault_server):
         fs.json_reply({"data": [{"index": i, "embedding": [1.0, 0.0]} for i in range(len(h.body["input"]))]})(h)
 
     fault_server.script("/a/v1/embeddings", slow_vectors)
-    entry = SimpleNamespace(id="fault", endpoint=fault_server.url + "/a/v1", extra={"embed_batch": 1}, embedding_dims=2)
+    entry = SimpleNamespace(id="fault", endpoint=fault_server.url + "/a/v1", extra={"embedding_batch_size": 1}, embedding_dims=2)
     with httpx.Client() as client:
         ctx = SimpleNamespace(get_key=lambda e: None, warn=print, http_client=lambda: client, options={})
         provider = OpenAICompatProvider(entry, ctx)

@@ -43,20 +43,40 @@ def test_provider_context_error_triggers_one_truncate_and_retry(scripted):
     assert [a.outcome for a in r.attempts] == ["ContextTooLongError", "ok"]
 
 
-def test_provider_context_error_gives_up_after_one_truncation(scripted):
+def test_provider_context_error_without_numbers_tries_smaller_twice_then_gives_up(scripted):
     paid = scripted.scripted("paid")
-    paid.max_chars = 2000
-    paid.max_chars, paid.vague = 1500, True  # no numbers in the refusal: we shrink by 25%, not enough here
+    paid.max_chars, paid.vague = 1500, True  # no numbers, no window known: a quarter of what was sent fits
     history = [{"role": "user", "content": "y" * 1990}, {"role": "user", "content": "z" * 1990}]
+    r = scripted.generate(history, provider="paid")
+    assert len(paid.calls) == 2 and sum(len(m.content) for m in paid.calls[1].messages) <= 1500
+    paid.calls.clear()
+    paid.max_chars = 20  # below even a sixteenth: two smaller tries, then the provider's error
     with pytest.raises(ContextTooLongError):
         scripted.generate(history, provider="paid")
-    assert len(paid.calls) == 2, "exactly one truncate-and-retry, never a loop"
+    assert len(paid.calls) == 3, "at most two smaller tries, never a loop"
+    sizes = [sum(len(m.content) for m in c.messages) for c in paid.calls]
+    assert sizes[0] > sizes[1] > sizes[2]
+    assert [a.outcome for a in r.attempts] == ["ContextTooLongError", "ok"]
     paid.vague = False
     paid.calls.clear()
     paid.max_chars = 8  # nothing can fit: our own budget check refuses before a second call
     with pytest.raises(ContextTooLongError) as err:
         scripted.generate("a prompt that is far longer than eight characters", provider="paid")
     assert len(paid.calls) == 1 and "\n" not in str(err.value)
+
+
+def test_a_stated_window_is_learned_for_later_calls(scripted):
+    paid = scripted.scripted("paid")
+    paid.max_chars = 3000
+    history = [{"role": "user", "content": f"message {i} " + "x" * 400} for i in range(12)]
+    scripted.generate(history, provider="paid")
+    assert len(paid.calls) == 2 and scripted.windows.get("paid", scripted.resolve("paid").model).window == 750
+    paid.calls.clear()
+    r = scripted.stream(history, provider="paid")
+    "".join(r)
+    r = r.result
+    assert len(paid.calls) == 1, "the window learned from the first refusal fits the next call before it is sent"
+    assert any("truncated the prompt" in n for n in r.notes)
 
 
 def test_spending_cap_refuses_paid_calls_and_failover_reaches_a_free_model(scripted):

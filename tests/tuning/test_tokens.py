@@ -112,18 +112,73 @@ def test_unknown_strategy_is_one_line():
         truncate([Message("user", "x")], 10, words, "smart")
 
 
-def test_shrink_from_provider_messages():
-    from eliza_nb.core.tokens import shrink_from_error
+def test_limits_from_provider_messages():
+    from eliza_nb.core.windows import StatedLimits, limits_from_message
 
     openai = "This model's maximum context length is 8192 tokens. However, your messages resulted in 10240 tokens."
-    assert shrink_from_error(openai) == pytest.approx(8192 / 10240 * 0.95)
-    assert shrink_from_error("prompt is too long: 210,000 tokens > 200,000 maximum") == pytest.approx(200000 / 210000 * 0.95)
-    assert shrink_from_error("input too long") == 0.75
-    # LiteLLM in front of a llama.cpp server (issue 19): the completion's share comes off the room first
+    assert limits_from_message(openai) == StatedLimits(8192, 10240)
+    assert limits_from_message("prompt is too long: 210,000 tokens > 200,000 maximum") == StatedLimits(200000, 210000)
+    assert limits_from_message("input too long") is None
+    # LiteLLM in front of a llama.cpp server (issue 19): the completion's share comes off the room
     litellm = ("litellm.ContextWindowExceededError: maximum context length is 2048 tokens. However, you requested 3690 "
                "tokens (3680 in the messages, 10 in the completion). Please reduce the length of the messages.")
-    assert shrink_from_error(litellm) == pytest.approx((2048 - 10) / 3680 * 0.95)
+    stated = limits_from_message(litellm)
+    assert stated == StatedLimits(2048, 3680, 10) and stated.room == 2038
     vllm = "This model's maximum context length is 4096 tokens. However, you requested 5000 tokens in the messages."
-    assert shrink_from_error(vllm) == pytest.approx(4096 / 5000 * 0.95)
+    assert limits_from_message(vllm) == StatedLimits(4096, 5000)
     gemini = "The input token count (1048580) exceeds the maximum number of tokens allowed (1048576)."
-    assert shrink_from_error(gemini) == pytest.approx(1048576 / 1048580 * 0.95)
+    assert limits_from_message(gemini) == StatedLimits(1048576, 1048580)
+    llama_cpp = "the request exceeds the available context size, try increasing it (n_prompt_tokens 3680, n_ctx 2048)"
+    assert limits_from_message(llama_cpp) == StatedLimits(2048, 3680)
+
+
+def test_llama_cpp_server_error_fields_become_stated_limits():
+    """llama.cpp's server puts the sizes in JSON fields, not in its message."""
+    from eliza_nb.adapters.failures import error_for_status, provider_message
+    from eliza_nb.core.windows import StatedLimits
+
+    body = {"error": {"code": 400, "message": "the request exceeds the available context size, try increasing it",
+                      "type": "exceed_context_size_error", "n_prompt_tokens": 3680, "n_ctx": 2048}}
+    message, code = provider_message(body)
+    exc = error_for_status(400, message, code, provider="lab", key=None, what="[lab] chat")
+    assert isinstance(exc, ContextTooLongError) and exc.stated == StatedLimits(2048, 3680)
+
+
+def test_numbers_past_the_message_cut_are_still_read():
+    from eliza_nb.adapters.failures import MAX_MESSAGE, error_for_status
+
+    message = "x" * (MAX_MESSAGE * 2) + " maximum context length is 2048 tokens. However, you requested 3000 tokens"
+    exc = error_for_status(400, message, None, provider="lab", key=None, what="[lab] chat")
+    assert "3000" not in str(exc) and exc.stated.limit == 2048 and exc.stated.actual == 3000
+
+
+def test_litellm_exception_chain_is_dropped_from_the_message():
+    from eliza_nb.adapters.failures import error_for_status
+
+    said = ("litellm.ContextWindowExceededError: litellm.BadRequestError: ContextWindowExceededError: OpenAIException - "
+            "This model's maximum context length is 2048 tokens.")
+    exc = error_for_status(400, said, None, provider="gw", key=None, what="[gw] chat")
+    assert str(exc).endswith("(HTTP 400): This model's maximum context length is 2048 tokens.")
+
+
+def test_learned_windows_keep_the_window_and_the_highest_factor():
+    from eliza_nb.core.windows import LearnedWindows
+
+    w = LearnedWindows()
+    assert w.get("gw", "smol").window is None and w.get("gw", "smol").factor == 1.0
+    w.learn("gw", "smol", window=2048, actual=1200, counted=1000)
+    w.learn("gw", "smol", actual=900, counted=1000)  # a lower factor never lowers what was learned
+    facts = w.get("gw", "smol")
+    assert facts.window == 2048 and facts.factor == pytest.approx(1.2)
+    assert w.get("gw", "other").window is None
+
+
+def test_bytes_bound_is_never_below_a_real_tokenizer(local_runtime):
+    """The retry's bound: UTF-8 bytes against SmolLM2's own tokenizer on mixed scripts."""
+    from eliza_nb.core.windows import bytes_bound
+
+    adapter = local_runtime.adapter("llama_local")
+    model = local_runtime.resolve("llama_local", "small").model
+    for text in ("plain English words", "word123 alpha beta " * 50, "日本語のテキスト" * 20, "emoji 🎉🚀" * 30,
+                 "<|im_start|>user\n" * 5, " " * 100, "\u0000\u200b" * 10):
+        assert adapter.count_tokens(text, model) <= bytes_bound(text), text[:20]

@@ -61,7 +61,7 @@ class EmbedBatch(Job):
     def __init__(self, texts: Sequence[str]) -> None:
         self.texts = list(texts)
 
-    def fit(self, rt: Any, adapter: Any, target: Target, shrink: float, timeout_s: float) -> tuple[float, list[str], int]:
+    def fit(self, rt: Any, adapter: Any, target: Target, timeout_s: float) -> tuple[float, list[str], int]:
         return timeout_s, [], sum(len(t) for t in self.texts) // 4
 
     def call(self, rt: Any, adapter: Any, target: Target, payload: float, t0: float) -> Climb:
