@@ -24,8 +24,9 @@ $(SETUP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m eliza_nb prepare
 	@touch $@
 
-$(TESTS): $(SETUP)
+$(TESTS): $(SETUP) bench/envs.py
 	$(BIN)/python -m pip install -e '.[test]'
+	$(BIN)/python bench/envs.py gateway   # the LiteLLM proxy of tests/gateway, in .venv-bench-gateway
 	@touch $@
 
 setup: $(SETUP)

@@ -1,6 +1,8 @@
-"""The competitors' venvs: each tool a user might pick instead, installed apart from eliza_nb.
+"""Other tools' venvs: each tool a user might pick instead, and the LiteLLM proxy the gateway
+tests put in front of llama.cpp servers, installed apart from eliza_nb.
 
     python bench/envs.py          # create what is missing (make bench-envs); idempotent
+    python bench/envs.py gateway  # only the named ones (make test builds "gateway")
     python bench/envs.py --check  # exit 1 if any is missing
 
 They live in ``.venv-bench-*`` beside ``.venv`` (gitignored) and never touch eliza_nb's
@@ -27,6 +29,9 @@ ENVS: dict[str, list[str]] = {
     # jupyter-ai's magics (%%ai) with its LangChain OpenAI provider; 2.x is the line with magics
     "jupyterai": ["jupyter-ai-magics==2.31.7", "langchain-openai==0.3.35", "langchain==0.3.30",
                   "langchain-community==0.3.31", "langchain-core==0.3.86", "openai==2.54.0", "ipython==9.18.1"],
+    # a company gateway (tests/gateway): the proxy server; 1.106 is the last line whose [proxy]
+    # extra installs from PyPI without the separate litellm-proxy package (1.108.x needs Python 3.14)
+    "gateway": ["litellm[proxy]==1.106.12"],
 }
 
 
@@ -67,7 +72,11 @@ def main() -> None:
             print(f"missing bench venvs: {', '.join(missing)} (run: make bench-envs)")
             sys.exit(1)
         return
-    for name in ENVS:
+    names = [a for a in sys.argv[1:] if not a.startswith("-")] or list(ENVS)
+    unknown = sorted(set(names) - set(ENVS))
+    if unknown:
+        sys.exit(f"unknown venv(s): {', '.join(unknown)}; known: {', '.join(ENVS)}")
+    for name in names:
         print(f"{venv_dir(name).name}: {ensure(name)}")
 
 

@@ -27,9 +27,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def run_llama_server(models_home: Path, workdir: Path, api_key: str) -> Iterator[str]:
+def run_llama_server(models_home: Path, workdir: Path, api_key: str | None, procs: list | None = None,
+                     **server: object) -> Iterator[str]:
     """Start the server on a free loopback port; yields its base URL (``http://127.0.0.1:PORT/v1``);
-    stops it on exit. Fails (RuntimeError) if it is not ready within 90 s."""
+    stops it on exit. Fails (RuntimeError) if it is not ready within 90 s. ``procs`` receives the
+    process (a test that kills the server mid-call); ``server`` adds server settings."""
     from eliza_nb.adapters.local_models import (
         MINILM,
         SMOLLM2,
@@ -39,7 +41,7 @@ def run_llama_server(models_home: Path, workdir: Path, api_key: str) -> Iterator
 
     port = free_port()
     config = {
-        "host": "127.0.0.1", "port": port, "api_key": api_key,
+        "host": "127.0.0.1", "port": port, "api_key": api_key, **server,
         "models": [
             # --n_threads 1: two OpenMP teams on 2 shared cores stall (DESIGN.md §4)
             {"model": str(package_path(SMOLLM2)), "model_alias": "smollm2", "n_ctx": 2048, "n_threads": 1,
@@ -48,11 +50,14 @@ def run_llama_server(models_home: Path, workdir: Path, api_key: str) -> Iterator
              "n_ctx": 512, "n_batch": 512, "n_ubatch": 512, "n_threads": 1, "n_threads_batch": 1, "verbose": False},
         ],
     }
+    workdir.mkdir(parents=True, exist_ok=True)
     cfg = workdir / "config.json"
     cfg.write_text(json.dumps(config))
     log = cfg.with_name("server.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--config_file", str(cfg)],
                             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    if procs is not None:
+        procs.append(proc)
     base = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 90
     try:

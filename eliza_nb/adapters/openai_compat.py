@@ -176,6 +176,8 @@ class OpenAICompatProvider:
             sse.close()
             raise
         sse.finish()
+        if usage is not None and "x-litellm-version" in sse.response.headers:
+            usage.source = "gateway"  # a LiteLLM proxy counts a stream itself when its upstream sent no usage
         text = "".join(parts)
         yield StreamChunk(completion=Completion(
             text=text, usage=usage or Usage(),
@@ -185,7 +187,8 @@ class OpenAICompatProvider:
     # -- token counts ----------------------------------------------------------------------
     def count_prompt(self, messages: Sequence[Message], model: str, timeout_s: float) -> int | None:
         """The server's count of a prompt, where the catalog names its ``tokenize_endpoint``:
-        the messages' text counted by the server, plus our per-message allowance for the template."""
+        the messages' text counted by the server, plus our per-message allowance for the template.
+        The key goes only to the endpoint's own host (a gateway's key is not the tokenizer's)."""
         where = self.entry.extra.get("tokenize_endpoint")
         if not where:
             return None
@@ -195,7 +198,7 @@ class OpenAICompatProvider:
             body: dict[str, Any] = {"model": model, "prompt": text}
         else:  # llama.cpp's server reads "content", llama-cpp-python's "input"
             body = {"content": text, "input": text, "model": model}
-        headers, key = self._auth(url)
+        headers, key = self._auth(url) if http.origin(url) == http.origin(self._base) else ({}, None)  # never another host
         what = f"count tokens with {model}"
         data = http.post_json(self._ctx.http_client(), url, body, **self._call(key, what, timeout_s, headers))
         shape = Shape(self.id, what)

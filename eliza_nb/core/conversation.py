@@ -356,7 +356,9 @@ def _turn(t: Any, i: int) -> Turn:
         text=content, provider=_field(meta, "provider", str, where, False), model=_field(meta, "model", str, where, False),
         model_class=_field(meta, "model_class", str, where) or "",
         usage=Usage(_field(meta, "prompt_tokens", int, where), _field(meta, "completion_tokens", int, where),
-                    counted=_counted(_field(meta, "tokens_counted", str, where), where)),
+                    counted=_counted(_field(meta, "tokens_counted", str, where), where),
+                    source=_field(meta, "usage_source", str, where)
+                    or ("local" if meta.get("tokens_counted") else "provider")),
         latency_s=float(_field(meta, "latency_s", number, where) or 0.0), ttft_s=_field(meta, "ttft_s", number, where),
         finish_reason=_field(meta, "finish_reason", str, where), cached=bool(meta.get("cached")),
         settings=dict(settings), notes=list(notes), attempts=attempts, interrupted=bool(meta.get("interrupted")),

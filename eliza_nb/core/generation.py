@@ -176,6 +176,14 @@ class TextJob(Job):
             rt.windows.learn(target.provider, target.model, window=stated.limit, actual=stated.actual, counted=counted)
         return True
 
+    def _learn_from_usage(self, rt: Runtime, target: Target, prompt_tokens: int) -> None:
+        """A model whose window was learned: its real prompt sizes keep the count factor honest."""
+        from .tokens import count_messages
+
+        if rt.windows.get(target.provider, target.model).window is not None:
+            rt.windows.learn(target.provider, target.model, actual=prompt_tokens,
+                             counted=count_messages(self.sent, self.sent_count))
+
     def call(self, rt: Runtime, adapter: Any, target: Target, payload: Request, t0: float) -> Climb:
         ttft = None
         completion = None
@@ -211,6 +219,12 @@ class TextJob(Job):
             completion = adapter.generate(payload)
         if completion is None:
             raise BadResponseError("the stream ended without a final message", provider=target.provider)
+        if self.streaming and (completion.usage.source == "gateway" or completion.usage.total_tokens is None):
+            from .windows import server_usage
+
+            completion.usage = server_usage(adapter, payload, completion.text) or completion.usage
+        if self.sent_count is not None and completion.usage.prompt_tokens and completion.usage.source == "provider":
+            self._learn_from_usage(rt, target, completion.usage.prompt_tokens)
         result = Result(
             text=completion.text, provider=target.provider, model=completion.model or target.model,
             model_class=target.model_class.value, usage=completion.usage, latency_s=rt.clock() - t0,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -43,13 +44,18 @@ Counter = Callable[[str], int]
 
 
 def estimate_tokens(text: str) -> int:
-    """A conservative token count: ASCII at 3 chars/token (real BPEs average ~4), every
-    other character as 1.5 tokens (CJK and emoji run 1-2 in cl100k/o200k)."""
+    """A conservative token count: every digit and ASCII punctuation mark as a token (many
+    tokenizers split digits one by one), other ASCII at 3 chars/token (real BPEs average ~4),
+    every other character as 1.5 tokens (CJK and emoji run 1-2 in cl100k/o200k)."""
     if not text:
         return 0
-    ascii_chars = sum(1 for c in text if ord(c) < 128) if not text.isascii() else len(text)
+    ascii_chars = len(text) if text.isascii() else sum(1 for c in text if ord(c) < 128)
+    singles = len(_SINGLES.findall(text))
     other = len(text) - ascii_chars
-    return math.ceil(ascii_chars / 3 + other * 1.5)
+    return math.ceil((ascii_chars - singles) / 3 + singles + other * 1.5)
+
+
+_SINGLES = re.compile(r"[0-9!-/:-@\[-`{-~]")
 
 
 def _tiktoken_offline(encoding: str) -> Counter | None:
@@ -114,7 +120,7 @@ def counted_usage(rt: Runtime, target: Target, prompt: Sequence[Message] | None,
         count, how = estimate_tokens, "estimate"
         completion = count(text)
         prompt_tokens = None if prompt is None else count_messages(prompt, count)
-    return Usage(prompt_tokens, completion, counted="estimate" if how == "estimate" else "exact")
+    return Usage(prompt_tokens, completion, counted="estimate" if how == "estimate" else "exact", source="local")
 
 
 @dataclass(frozen=True)

@@ -146,6 +146,10 @@ class Usage:
     #: marks counted prompt tokens with ``~`` (the chat template's overhead is a guess) and
     #: counted completion tokens too when they are an estimate.
     counted: str | None = None
+    #: where the counts come from: "provider" (the API called reported them), "gateway" (a
+    #: gateway's count for a stream, its own estimate when the server behind it sent none),
+    #: "local" (counted here: ``counted`` says how)
+    source: str = "provider"
 
     @property
     def total_tokens(self) -> int | None:
@@ -318,8 +322,9 @@ class Result:
     def footer_parts(self) -> list[FooterPart]:
         """The footer as (text, tone) pieces: who answered, tokens, timing, settings, cache, notes."""
         u = self.usage
-        pt = "?" if u.prompt_tokens is None else ("~" if u.counted else "") + str(u.prompt_tokens)
-        ct = "?" if u.completion_tokens is None else ("~" if u.counted == "estimate" else "") + str(u.completion_tokens)
+        rough = u.source == "gateway"  # a gateway's stream count may be its own estimate
+        pt = "?" if u.prompt_tokens is None else ("~" if u.counted or rough else "") + str(u.prompt_tokens)
+        ct = "?" if u.completion_tokens is None else ("~" if u.counted == "estimate" or rough else "") + str(u.completion_tokens)
         parts: list[FooterPart] = [(f"{self.provider}:{self.model}", "strong"), (f"{pt} → {ct} tok", ""),
                                    (f"{self.latency_s * 1000:.0f} ms", "")]
         ttft = None if self.cached else self.ttft_s  # timings of a live call only
@@ -364,7 +369,7 @@ class Result:
             self.provider, self.model, attempts=self.attempts, notes=self.notes,
             model_class=self.model_class, settings=self.settings,
             prompt_tokens=self.usage.prompt_tokens, completion_tokens=self.usage.completion_tokens,
-            tokens_counted=self.usage.counted,
+            tokens_counted=self.usage.counted, usage_source=self.usage.source,
             latency_s=round(self.latency_s, 4), ttft_s=None if self.ttft_s is None else round(self.ttft_s, 4),
             finish_reason=self.finish_reason, cached=self.cached, cache_key=self.cache_key,
             interrupted=self.interrupted, replayed=self.replayed, selection=self.selection,

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import ElizaError
-from .types import Request, Target
+from .types import Message, Request, Target, Usage
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -163,6 +163,8 @@ def counting(rt: Runtime, adapter: Any, target: Target, request: Request, mode: 
         return Counting(bytes_bound, base, window, notes=(
             f"fitted to {window:,} tokens counting one per UTF-8 byte after {provider}'s \"too long\"",))
     factor = facts.factor * (1.1 if mode == "calibrated" else 1.0)
+    if facts.window is not None and window == facts.window:
+        factor = max(factor, 1.1)  # a window learned from a refusal: a cut's mix of text counts differently
     if how == "estimate" and mode == "normal" and window is not None:
         budget = make_budget(request.settings.max_input_tokens, request.settings.max_output_tokens, window)
         upper = count_messages(request.messages, bytes_bound)
@@ -187,3 +189,18 @@ def _server_count(adapter: Any, request: Request, model: str, timeout_s: float) 
     except ElizaError:  # counting is a help: the call goes on with the estimate
         return None
     return told if isinstance(told, int) and told > 0 else None
+
+
+def server_usage(adapter: Any, request: Request, text: str) -> Usage | None:
+    """A stream's tokens counted by the server's tokenizer (``count_prompt``), for a stream whose
+    usage is missing or a gateway's estimate; None where the server does not count."""
+    from .tokens import PER_MESSAGE_OVERHEAD
+
+    prompt = _server_count(adapter, request, request.target.model, request.timeout_s)
+    if prompt is None:
+        return None
+    answer = Request(request.target, (Message("assistant", text),), request.settings, request.timeout_s)
+    completion = _server_count(adapter, answer, request.target.model, request.timeout_s) if text else PER_MESSAGE_OVERHEAD
+    if completion is None:
+        return None
+    return Usage(prompt, completion - PER_MESSAGE_OVERHEAD, counted="exact", source="local")
