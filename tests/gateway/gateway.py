@@ -89,8 +89,8 @@ def run_gateway(models: list[dict], workdir: Path, router: dict | None = None) -
         log.close()
 
 
-def gateway_config(endpoint: str, **extra: object) -> dict:
+def gateway_config(endpoint: str, models: dict | None = None, **extra: object) -> dict:
     """eliza_nb's catalog entry for the gateway, as a team writes it in config.toml."""
+    names = {"small": "smol", "medium": "smol", "large": "smol", "embedding": "minilm", **(models or {})}
     return {"providers": {"gw": {"protocol": "openai", "endpoint": endpoint, "key_env": ["GW_KEY"],
-                                 "models": {"small": "smol", "medium": "smol", "large": "smol", "embedding": "minilm"},
-                                 "list_models": False, **extra}}}
+                                 "models": names, "list_models": False, **extra}}}

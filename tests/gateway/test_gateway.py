@@ -171,3 +171,21 @@ def test_concurrency_two_against_a_single_slot_server(gw_runtime, cap):
         assert full == 12, df[["case_id", "completion_tokens", "output", "error"]].to_string()
     else:  # the control: without the cap the same run loses answers, so the assertion above can fail
         assert full < 12, "expected the single-slot server to cut overlapping streams"
+
+
+def test_a_server_that_counts_tokens_spares_a_prompt_our_estimate_would_cut(gw_runtime, upstream):
+    """llama-cpp-python's /extras/tokenize/count: a prompt our (conservative) estimate puts over
+    the 2,048-token window but that really fits goes out whole; without the endpoint it is cut."""
+    prose = ("The river wound slowly through the valley, past old farms and quiet villages where "
+             "people still remembered the great flood. ") * 50
+    from eliza_nb.core.tokens import estimate_tokens
+
+    assert estimate_tokens(prose) > 2048 - 8 - 32, "the estimate alone would cut this prompt"
+    cut = gw_runtime(endpoint=upstream, models={"small": "smollm2"}, context_window=2048)
+    r = cut.generate(prose, provider="gw", max_tokens=8, temperature=0)
+    assert any(n.startswith("truncated the prompt") for n in r.notes)
+    counted = gw_runtime(endpoint=upstream, models={"small": "smollm2"}, context_window=2048,
+                         tokenize_endpoint="/extras/tokenize/count")
+    r = counted.generate(prose, provider="gw", max_tokens=8, temperature=0)
+    assert not any(n.startswith("truncated the prompt") for n in r.notes), r.notes
+    assert [a.outcome for a in r.attempts] == ["ok"] and 1000 < r.usage.prompt_tokens < 2048 - 8

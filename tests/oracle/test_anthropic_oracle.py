@@ -269,3 +269,18 @@ def test_model_listing_pages_like_the_sdk(server, sdk, rt):
         assert_same_wire(sdk_req, our_req, DELIBERATE)
     assert f"after_id={CURRENT}" in sent[3].path
     assert sorted(table["model"]) == sorted(sdk_ids) == sorted([CURRENT, MODEL])
+
+
+def test_count_tokens_request_matches_the_sdk(server, sdk, rt):
+    """Anthropic's count-tokens endpoint: what the runtime asks before cutting an estimated prompt."""
+    from eliza_nb.core.types import Message as Turn
+
+    count_url = URL + "/count_tokens"
+    server.script(count_url, json_reply({"input_tokens": 17}))
+    told = sdk.messages.count_tokens(model=MODEL, system=SYSTEM, messages=[{"role": "user", "content": USER}])
+    ours = rt.adapter("anthropic").count_prompt([Turn("system", SYSTEM), Turn("user", USER)], MODEL, 10.0)
+    sdk_req, our_req = server.requests_to(count_url)
+    assert_same_wire(sdk_req, our_req, DELIBERATE)
+    check_auth(sdk_req, our_req)
+    assert told.input_tokens == ours == 17
+    assert "max_tokens" not in our_req.body
