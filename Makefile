@@ -61,6 +61,7 @@ bench: $(TESTS) bench-envs
 	$(BIN)/python bench/similar.py
 	$(BIN)/python bench/runner.py
 	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/report.py
 
 # The Binder image (binder/: apt.txt, requirements.txt, postBuild) rendered to a Dockerfile by
