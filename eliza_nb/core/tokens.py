@@ -44,18 +44,23 @@ Counter = Callable[[str], int]
 
 
 def estimate_tokens(text: str) -> int:
-    """A conservative token count: every digit and ASCII punctuation mark as a token (many
-    tokenizers split digits one by one), other ASCII at 3 chars/token (real BPEs average ~4),
-    every other character as 1.5 tokens (CJK and emoji run 1-2 in cl100k/o200k)."""
+    """A conservative token count: every digit, ASCII punctuation mark and line break as a
+    token (many tokenizers split digits one by one), each run of ASCII letters as a token per
+    3 letters and at least one (real BPEs average ~4 with the space before), each run of
+    spaces beyond one as a token per 4; other characters 2 tokens (accented Latin, Greek,
+    Cyrillic, CJK) or 4 (emoji and other 4-byte characters): an English-centric byte-level
+    BPE splits them into their bytes."""
     if not text:
         return 0
-    ascii_chars = len(text) if text.isascii() else sum(1 for c in text if ord(c) < 128)
-    singles = len(_SINGLES.findall(text))
-    other = len(text) - ascii_chars
-    return math.ceil((ascii_chars - singles) / 3 + singles + other * 1.5)
+    other = 0 if text.isascii() else sum(2 if o < 0x10000 else 4 for o in map(ord, text) if o >= 128)
+    runs = sum(max(1.0, len(w) / 3) for w in _WORDS.findall(text)) + sum(
+        max(1.0, len(g) / 4) for g in _SPACES.findall(text))
+    return math.ceil(len(_SINGLES.findall(text)) + runs + other)
 
 
-_SINGLES = re.compile(r"[0-9!-/:-@\[-`{-~]")
+_SINGLES = re.compile(r"[0-9!-/:-@\[-`{-~\n\r\t\x0b\x0c]")
+_WORDS = re.compile(r"[A-Za-z]+")
+_SPACES = re.compile(r" {2,}")
 
 
 def _tiktoken_offline(encoding: str) -> Counter | None:

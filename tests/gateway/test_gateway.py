@@ -177,7 +177,7 @@ def test_a_server_that_counts_tokens_spares_a_prompt_our_estimate_would_cut(gw_r
     """llama-cpp-python's /extras/tokenize/count: a prompt our (conservative) estimate puts over
     the 2,048-token window but that really fits goes out whole; without the endpoint it is cut."""
     prose = ("The river wound slowly through the valley, past old farms and quiet villages where "
-             "people still remembered the great flood. ") * 50
+             "people still remembered the great flood. ") * 60
     from eliza_nb.core.tokens import estimate_tokens
 
     assert estimate_tokens(prose) > 2048 - 8 - 32, "the estimate alone would cut this prompt"
