@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from eliza_nb.notebook.widgets.benchview import BenchmarkView, summarize
+from eliza_nb.notebook.widgets.benchview.table import decode_column
 from eliza_nb.notebook.widgets.explorer import EmbeddingExplorer, nearest_neighbours, pca_2d
 
 PKG = Path(__file__).resolve().parents[2] / "eliza_nb" / "notebook" / "widgets"
@@ -55,17 +56,16 @@ def test_explorer_embeds_texts_through_the_runtime(rt):
     before = len(rt.ledger)
     ex = EmbeddingExplorer(TEXTS, k=2)
     assert len(rt.ledger) > before, "embedded through the runtime (ledger row)"
-    assert len(ex.points) == 5 and ex.title == "5 texts · 384-dim embeddings · PCA"
-    nn_of_cat = [TEXTS[j] for j, _ in ex.points[0]["nn"]]
-    assert nn_of_cat[0] == "A cat is lying on a rug."
-    assert [TEXTS[j] for j, _ in ex.points[2]["nn"]][0] == "Shares dropped on Wall Street."
+    assert len(ex) == 5 and ex.count == 5 and ex.title == "5 texts · 384-dim embeddings · PCA"
+    assert ex.neighbours(0).text.iloc[0] == "A cat is lying on a rug."
+    assert ex.neighbours(2).text.iloc[0] == "Shares dropped on Wall Street."
 
 
 def test_explorer_from_an_embed_dataframe(run, ip):
     cell = run("%%eliza embed -o df\n" + "\n".join(TEXTS))
     assert cell.ok
     ex = EmbeddingExplorer(ip.user_ns["df"], labels=["pets", "pets", "money", "money", "food"])
-    assert [p["text"] for p in ex.points] == TEXTS and ex.points[3]["label"] == "money"
+    assert ex.texts == TEXTS and ex.label(3) == "money" and ex.legend == [["pets", 2], ["money", 2], ["food", 1]]
 
 
 def test_click_from_the_front_end_selects_and_lists_neighbours():
@@ -91,9 +91,10 @@ def test_explorer_input_errors():
 def test_explorer_state_and_fallback():
     ex = EmbeddingExplorer(["a", "b", "c"], vectors=np.eye(3))
     state = ex.get_state()
-    assert "export default" in state["_esm"] and ".eliza-explorer-point" in state["_css"]
+    assert "export default" in state["_esm"] and ".eliza-explorer-canvas" in state["_css"]
+    assert isinstance(state["xy"], bytes) and len(state["xy"]) == 3 * 2 * 2, "uint16 x, y per point, binary"
     data, _ = ex._repr_mimebundle_()
-    assert data["text/plain"].startswith("EmbeddingExplorer: 3 texts") and data["text/html"].count("<circle") == 3
+    assert data["text/plain"].startswith("EmbeddingExplorer: 3 texts") and "showing 3 of 3 points" in data["text/html"]
 
 
 @pytest.mark.parametrize("name", ["explorer.js", "benchview.js"])
@@ -135,9 +136,10 @@ def test_view_payload_sorting_and_front_end_clicks():
     t = view.tables["summary"]
     assert t["columns"][:2] == ["model", "preset"] and t["kinds"]["p50_latency_s"] == "low" and t["kinds"]["mean_score"] == "high"
     runs = view.tables["runs"]
-    assert len(runs["rows"]) == 16 and runs["kinds"]["cache_hit"] == "bool"
-    cost = runs["columns"].index("cost_usd")
-    assert None in [r[cost] for r in runs["rows"]], "NaN travels as null (valid JSON)"
+    assert runs["n"] == 16 and runs["kinds"]["cache_hit"] == "bool"
+    assert isinstance(runs["data"]["cost_usd"]["buf"], bytes), "numbers travel as binary buffers, not JSON"
+    assert None in decode_column(runs["data"]["cost_usd"]), "NaN is a missing value"
+    assert decode_column(runs["data"]["model"])[:2] == ["llama_local:small"] * 2
     # a header click in the browser: sort_by + ascending synced back
     view._handle_msg({"content": {"data": {"method": "update", "state": {"sort_by": "p50_latency_s", "ascending": False},
                                            "buffer_paths": []}}, "buffers": []})
@@ -183,6 +185,10 @@ def test_bench_title_counts_in_words():
 def test_bench_panel_magic(run, ip):
     ip.user_ns["results"] = bench_frame()
     cell = run("%eliza panel --bench results -o bv")
-    assert cell.ok and isinstance(ip.user_ns["bv"], BenchmarkView) and len(cell.outputs) == 1
+    assert cell.ok and isinstance(ip.user_ns["bv"], BenchmarkView)
+    # the widget, then the note a reopened notebook without saved widget state shows instead of "model not found"
+    widget, note = cell.outputs
+    assert "application/vnd.jupyter.widget-view+json" in widget.data and widget.metadata["eliza_nb"]["widget"] == "BenchmarkView"
+    assert "eliza-reconnect" in note.data["text/html"] and "Re-run the cell to reconnect" in note.data["text/html"]
     ip.user_ns["not_a_frame"] = 42
     assert "expected a benchmark DataFrame" in str(run("%eliza panel --bench not_a_frame").error)

@@ -159,12 +159,14 @@ def test_panel_magic(run, ip):
     out = cell.outputs[0]
     assert "application/vnd.jupyter.widget-view+json" in out.data and out.metadata["eliza_nb"]["widget"] == "ParameterPanel"
     cell = run("%eliza panel --playground -o both")
-    assert len(cell.outputs) == 2 and isinstance(ip.user_ns["both"]["playground"], Playground)
+    # each widget, then its "re-run the cell to reconnect" note (shown only when a reopened notebook has no widget state)
+    assert len(cell.outputs) == 4 and isinstance(ip.user_ns["both"]["playground"], Playground)
+    assert ["eliza-reconnect" in o.data.get("text/html", "") for o in cell.outputs] == [False, True, False, True]
     front_end_sets(ip.user_ns["both"]["panel"].sliders["temperature"], value=0.05)
     assert used(run, ip)["temperature"] == 0.05
     ip.user_ns["texts"] = ["a cat", "a dog", "stocks fell"]
     cell = run("%eliza panel --explorer texts -o ex")
-    assert cell.ok and len(ip.user_ns["ex"].points) == 3 and len(cell.outputs) == 1
+    assert cell.ok and len(ip.user_ns["ex"]) == 3 and len(cell.outputs) == 2  # the widget + its reconnect note
 
 
 @pytest.mark.parametrize("line, message", [

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import urllib.request
 from pathlib import Path
 
 #: true once the current notebook's kernel is connected and idle ("Idle" in the status bar
@@ -43,3 +45,33 @@ def rerun(page, cells, i: int) -> None:
 
 def output(cells, i: int):
     return cells.nth(i).locator(".jp-OutputArea-output")
+
+
+def api(base: str, token: str, path: str, method: str = "GET", body: object = None) -> object:
+    """One call of the Jupyter server's REST API (contents, sessions)."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"{base}{path}", data=data, method=method,
+                                 headers={"Authorization": f"token {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        raw = r.read()
+    return json.loads(raw) if raw else None
+
+
+def save_with_widget_state(page, base: str, token: str, name: str) -> dict:
+    """Save the open notebook (File > Save's command: a click to focus it for Control+S may land
+    on a widget) and wait until the saved file holds the widget state (saveState, set in
+    lab-user-settings); returns the contents API model."""
+    page.evaluate("window.jupyterapp.commands.execute('docmanager:save')")
+    for _ in range(60):
+        saved = api(base, token, f"/api/contents/{name}")
+        if "application/vnd.jupyter.widget-state+json" in (saved["content"]["metadata"].get("widgets") or {}):
+            return saved
+        page.wait_for_timeout(500)
+    raise AssertionError("saving did not store the widget state")
+
+
+def shut_down_kernels(base: str, token: str, name: str) -> None:
+    """Delete the sessions (and so the kernels) of notebook ``name``."""
+    for s in api(base, token, "/api/sessions"):
+        if s["path"] == name:
+            api(base, token, f"/api/sessions/{s['id']}", "DELETE")

@@ -14,10 +14,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import urllib.request
 
 import pytest
-from lab import open_notebook, output, rerun, run_all, write_notebook
+from lab import open_notebook, output, rerun, run_all, save_with_widget_state, shut_down_kernels, write_notebook
 from playwright.sync_api import expect
 
 pytestmark = [pytest.mark.ui, pytest.mark.timeout(420)]
@@ -41,13 +40,6 @@ RUNS = ("import pandas as pd\n"
         "    cost_usd=0.0, cache_hit=False, score=1.0, error=None) for c in ('a', 'b')])\n"
         "eliza_nb.benchmark_view(runs)")
 REOPEN_CELLS = ["%load_ext eliza_nb\nimport eliza_nb\n%eliza panel", RUNS]
-
-
-def api(base: str, token: str, path: str, method: str = "GET") -> object:
-    req = urllib.request.Request(f"{base}{path}", method=method, headers={"Authorization": f"token {token}"})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        body = r.read()
-    return json.loads(body) if body else None
 
 
 def row(panel, setting: str):
@@ -113,19 +105,8 @@ def test_preset_round_trip_in_the_browser(jupyter, page):
 def save_close_reopen(page, base: str, token: str, name: str, url: str) -> dict:
     """Save the notebook, shut its kernel down, open it again (a new kernel, nothing run);
     returns the saved notebook (contents API model)."""
-    # File > Save's command (a click to focus the notebook for Control+S may land on a widget)
-    page.evaluate("window.jupyterapp.commands.execute('docmanager:save')")
-    # saveState (lab-user-settings) puts the widgets' state into the notebook's metadata on save
-    for _ in range(60):
-        saved = api(base, token, f"/api/contents/{name}")
-        if "application/vnd.jupyter.widget-state+json" in (saved["content"]["metadata"].get("widgets") or {}):
-            break
-        page.wait_for_timeout(500)
-    else:
-        raise AssertionError("saving did not store the widget state")
-    for s in api(base, token, "/api/sessions"):
-        if s["path"] == name:
-            api(base, token, f"/api/sessions/{s['id']}", "DELETE")
+    saved = save_with_widget_state(page, base, token, name)
+    shut_down_kernels(base, token, name)
     page.on("dialog", lambda d: d.accept())  # "leave the page?" if the browser asks
     open_notebook(page, url)
     return saved
@@ -167,8 +148,8 @@ def test_reopened_notebook_shows_saved_widgets_not_model_not_found(jupyter, page
     (nbdir / "reopen_untrusted.ipynb").write_text(json.dumps(nb))
     open_notebook(again, f"{base}/lab/tree/reopen_untrusted.ipynb?token={token}&reset")
     cells = again.locator(".jp-Notebook .jp-Cell")
-    expect(output(cells, 0)).to_contain_text("eliza_nb parameters: llama_local:smollm2-135m-instruct (small)")
-    expect(output(cells, 1)).to_contain_text("benchmark: 2 runs · 1 model")
+    expect(output(cells, 0).first).to_contain_text("eliza_nb parameters: llama_local:smollm2-135m-instruct (small)")
+    expect(output(cells, 1).first).to_contain_text("benchmark: 2 runs · 1 model")
     expect(again.get_by_text("model not found")).to_have_count(0)
     assert not page.errors, page.errors
 

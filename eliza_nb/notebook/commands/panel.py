@@ -73,7 +73,7 @@ def do_panel(shell: Any, args: PanelArgs, cell: str | None) -> None:
     if not shown:
         raise UsageError("%eliza panel --no-params shows nothing on its own; add --playground, --explorer VAR or --bench VAR")
     for widget in shown.values():
-        display(widget, metadata={"eliza_nb": {"command": "panel", "widget": type(widget).__name__}})
+        display(widget)  # the widget's own display: its bundle (metadata naming it) and its reconnect note
     if args.output:
         shell.user_ns[args.output] = next(iter(shown.values())) if len(shown) == 1 else shown
 

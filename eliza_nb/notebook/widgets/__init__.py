@@ -1,7 +1,8 @@
 """The widget panels, one import away: ``from eliza_nb.notebook.widgets import ...``.
 
-Each lives in its own module (panel.py, playground.py, explorer.py + .js, benchview.py +
-.js); this module only gathers them and offers the functions ``eliza_nb.panel()`` etc.
+Each lives in its own module (panel.py, playground.py, explorer/ + explorer.js, benchview/ +
+benchview.js; reconnect.py is what every widget shows when its kernel is gone); this module
+only gathers them and offers the functions ``eliza_nb.panel()`` etc.
 All of them go through the runtime; none keeps settings of its own.
 """
 

@@ -32,16 +32,11 @@ import ipywidgets as W
 
 from ...core.errors import ConfigError, ElizaError
 from ...core.settings import SETTINGS, Setting
+from .reconnect import connection_guard, display_with_note
 
 _LABEL = {"description_width": "110px"}
 _WIDTH = "420px"  # every control gets this width, so the ↺ buttons line up in a column
 _MUTED = "font-size:0.85em;color:var(--jp-ui-font-color2,#777)"
-# A notebook reopened without its kernel draws the panel from the saved widget state, each
-# control marked with ipywidgets' "disconnected" icon: one note on the panel says it instead.
-_OFFLINE = ("<style>.eliza-panel .jupyter-widgets-disconnected::before{display:none}"
-            ".eliza-panel-offline{display:none}"
-            ".eliza-panel.jupyter-widgets-disconnected .eliza-panel-offline{display:inline;color:#b45309}</style>"
-            "<span class='eliza-panel-offline'> · saved view: run the cell for a live panel</span>")
 #: how long a value the panel displayed may still come back from the browser as an echo
 ECHO_WINDOW_S = 3.0
 _ESCAPES = {"\n": "n", "\r": "r", "\t": "t"}
@@ -203,8 +198,11 @@ class ParameterPanel(W.VBox):
         self.stop = self.controls["stop"]
         self.reset_button = W.Button(description="reset to defaults", layout=W.Layout(width="160px")).add_class("eliza-reset")
         self.reset_button.on_click(lambda _: self._reset_all())
-        title = W.HTML("<b>eliza_nb</b> · parameters (shared with %%eliza and %eliza config)" + _OFFLINE)
-        super().__init__(children=[title, self.provider, _labelled("model class", self.model_class, "auto"), self.model,
+        title = W.HTML("<b>eliza_nb</b> · parameters (shared with %%eliza and %eliza config)")
+        # A notebook reopened from saved widget state (or a restarted kernel) leaves a panel that
+        # changes nothing: the guard then shows "disconnected — re-run the cell" and disables it.
+        self.guard = connection_guard("this parameter panel", ".eliza-panel")
+        super().__init__(children=[title, self.guard, self.provider, _labelled("model class", self.model_class, "auto"), self.model,
                                    _labelled("preset", self.preset, "auto"), *rows,
                                    self.reset_button, self.status], **kwargs)
         self.add_class("eliza-panel")
@@ -379,6 +377,9 @@ class ParameterPanel(W.VBox):
         data["text/plain"] = text
         data["text/html"] = f"<pre>{html.escape(text)}</pre>"
         return data
+
+    def _ipython_display_(self) -> None:
+        display_with_note(self, "eliza_nb parameter panel")
 
     def close(self) -> None:
         """Stop following the session and close the controls."""

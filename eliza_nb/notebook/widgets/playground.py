@@ -22,6 +22,7 @@ import ipywidgets as W
 from ...core.errors import ElizaError, StreamInterrupted
 from ...core.types import Result
 from ..display import footer_html, partial_result
+from .reconnect import connection_guard, display_with_note
 
 # Inline styles: class names alone would need a CSS file. column-reverse keeps the scroll
 # pinned to the newest turn without any script.
@@ -63,7 +64,8 @@ class Playground(W.VBox):
         self.stop_button.on_click(lambda _: self.stop())
         self.clear_button.on_click(lambda _: self.clear())
         title = f"<b>eliza_nb</b> · chat <code>{html.escape(self.conversation.name)}</code> (uses the session's settings)"
-        super().__init__(children=[W.HTML(title), self.transcript, self.usage, self.prompt,
+        self.guard = connection_guard("this playground", ".eliza-playground")
+        super().__init__(children=[W.HTML(title), self.guard, self.transcript, self.usage, self.prompt,
                                    W.HBox([self.run_button, self.stop_button, self.clear_button])], **kwargs)
         self.add_class("eliza-playground")
         self.text = ""  # the answer streaming now (or the last one)
@@ -204,6 +206,9 @@ class Playground(W.VBox):
         data["text/plain"] = text
         data["text/html"] = f"<pre>{html.escape(text)}</pre>"
         return data
+
+    def _ipython_display_(self) -> None:
+        display_with_note(self, "eliza_nb chat playground")
 
 
 def _bubble(style: str, text: str, role: str, result: Result | None = None) -> str:
