@@ -78,19 +78,7 @@ print('BENCH ' + json.dumps({'python_s': PY_S, 'display_s': DISPLAY_S, 'built_at
 ROUND_TRIP = """async () => { const k = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
   const out = []; for (let i = 0; i < 12; i++) { const t = performance.now(); await k.requestKernelInfo();
   out.push(performance.now() - t); } return out.slice(2); }"""
-NODELAY_CONFIG = '''# jupyter_server_config.py: small kernel replies must not wait ~40 ms for a delayed ACK
-import tornado.websocket as _ws
-
-_receive = _ws.WebSocketProtocol13._receive_frame_loop
-
-
-async def _nodelay_receive(self):
-    self.stream.set_nodelay(True)
-    return await _receive(self)
-
-
-_ws.WebSocketProtocol13._receive_frame_loop = _nodelay_receive
-'''
+NODELAY_CONFIG = (ROOT / "binder" / "jupyter_server_config.py").read_text()  # what Binder installs
 FRAMES_START = """() => { window.__frames = []; window.__framesOn = true; let last = performance.now();
   const loop = (t) => { window.__frames.push(t - last); last = t; if (window.__framesOn) requestAnimationFrame(loop); };
   requestAnimationFrame(loop); }"""
