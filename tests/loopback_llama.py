@@ -53,27 +53,37 @@ def run_llama_server(models_home: Path, workdir: Path, api_key: str | None, proc
     workdir.mkdir(parents=True, exist_ok=True)
     cfg = workdir / "config.json"
     cfg.write_text(json.dumps(config))
-    log = cfg.with_name("server.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--config_file", str(cfg)],
-                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    with serve([sys.executable, "-m", "llama_cpp.server", "--config_file", str(cfg)], "llama_cpp.server",
+               f"http://127.0.0.1:{port}/v1/models", cfg.with_name("server.log"), 90,
+               env={**os.environ, "OMP_NUM_THREADS": "1"}, headers={"Authorization": f"Bearer {api_key}"},
+               procs=procs):
+        yield f"http://127.0.0.1:{port}/v1"
+
+
+@contextmanager
+def serve(cmd: list[str], name: str, ready_url: str, log_path: Path, timeout_s: float, *, env: dict,
+          headers: dict | None = None, cwd: Path | None = None, procs: list | None = None) -> Iterator[None]:
+    """Run a server process until ``ready_url`` answers 200 (RuntimeError, with its log's tail, if it
+    exits first or is not ready within ``timeout_s``); stop it on exit."""
+    log = log_path.open("wb")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
     if procs is not None:
         procs.append(proc)
-    base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + timeout_s
     try:
         while True:  # bounded: the deadline, or the process exiting
             if proc.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited with {proc.returncode}: "
-                                   f"{cfg.with_name('server.log').read_text()[-2000:]}")
+                raise RuntimeError(f"{name} exited with {proc.returncode}: {log_path.read_text(errors='replace')[-2000:]}")
             try:
-                if httpx.get(f"{base}/models", headers={"Authorization": f"Bearer {api_key}"}, timeout=2).status_code == 200:
+                if httpx.get(ready_url, headers=headers or {}, timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("llama_cpp.server was not ready within 90 s")
+                raise RuntimeError(f"{name} was not ready within {timeout_s:.0f} s: "
+                                   f"{log_path.read_text(errors='replace')[-2000:]}")
             time.sleep(0.2)
-        yield base
+        yield
     finally:
         proc.terminate()
         try:

@@ -10,14 +10,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 MASTER_KEY = "sk-gateway-master-7f3a"  # the proxy's own key: what a user puts in GW_KEY
@@ -48,7 +44,7 @@ def embedding_model(name: str, upstream: str) -> dict:
 @contextmanager
 def run_gateway(models: list[dict], workdir: Path, router: dict | None = None) -> Iterator[str]:
     """Start ``litellm --config`` on a free loopback port; yields its base URL (``.../v1``)."""
-    from loopback_llama import free_port
+    from loopback_llama import free_port, serve
 
     workdir.mkdir(parents=True, exist_ok=True)
     config = {"model_list": models, "general_settings": {"master_key": MASTER_KEY},
@@ -58,35 +54,12 @@ def run_gateway(models: list[dict], workdir: Path, router: dict | None = None) -
     cfg.write_text(json.dumps(config))  # JSON is YAML
     port = free_port()
     python = proxy_python()
-    log_path = workdir / "litellm.log"
-    log = log_path.open("wb")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "OPENAI", "LITELLM"))}
     env.update(LITELLM_LOCAL_MODEL_COST_MAP="True", NO_DOCS="True", PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([str(python.parent / "litellm"), "--config", str(cfg), "--host", "127.0.0.1",
-                             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    try:
-        while True:  # bounded: the deadline, or the process exiting
-            if proc.poll() is not None:
-                raise RuntimeError(f"the LiteLLM proxy exited with {proc.returncode}: {log_path.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{base}/health/liveliness", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the LiteLLM proxy was not ready within 120 s: {log_path.read_text()[-2000:]}")
-            time.sleep(0.25)
+    with serve([str(python.parent / "litellm"), "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port)],
+               "the LiteLLM proxy", f"{base}/health/liveliness", workdir / "litellm.log", 120, env=env, cwd=workdir):
         yield f"{base}/v1"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
 
 
 def gateway_config(endpoint: str, models: dict | None = None, **extra: object) -> dict:

@@ -618,24 +618,16 @@ function render({ model, el: host }) {
   const reload = () => { load(); neighbours = []; drawNow(); showSide(model.get("selected"), null); };
   const retitle = () => { title.textContent = model.get("title"); };
   const resize = () => { setup(); drawNow(); };
-  model.on("msg:custom", onMessage);
-  model.on("change:xy", reload);
-  model.on("change:codes", reload);
-  model.on("change:title", retitle);
-  model.on("change:selected", onSelectedFromKernel);
-  model.on("change:width change:height", resize);
+  const listeners = [["msg:custom", onMessage], ["change:xy", reload], ["change:codes", reload],
+    ["change:title", retitle], ["change:selected", onSelectedFromKernel], ["change:width change:height", resize]];
+  for (const [event, fn] of listeners) model.on(event, fn);
   setup();
   load();
   drawNow();
   const sel0 = model.get("selected");
   if (sel0 >= 0 && sel0 < n) select(sel0); else showSide(-1, null);
   return () => {
-    model.off("msg:custom", onMessage);
-    model.off("change:xy", reload);
-    model.off("change:codes", reload);
-    model.off("change:title", retitle);
-    model.off("change:selected", onSelectedFromKernel);
-    model.off("change:width change:height", resize);
+    for (const [event, fn] of listeners) model.off(event, fn);
     if (frame) cancelAnimationFrame(frame);
     clearTimeout(settle);
     if (g) { const lose = g.gl.getExtension("WEBGL_lose_context"); if (lose) lose.loseContext(); }
